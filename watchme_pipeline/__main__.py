@@ -1,0 +1,129 @@
+"""Command line: ``python -m watchme_pipeline {sample,demo}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+DEMO_DEVICE, DEMO_DATE = "demo-device", "2025-07-18"
+
+
+def standard_models_available() -> bool:
+    """True when the standard checkpoints are cached or the model hub answers."""
+    try:
+        from huggingface_hub import HfApi, try_to_load_from_cache
+
+        ids = [os.environ.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
+               os.environ.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er")]
+        if all(isinstance(try_to_load_from_cache(i, "config.json"), str) for i in ids):
+            return True
+        HfApi().model_info(ids[0], timeout=5)
+        return True
+    except Exception:
+        return False
+
+
+def choose_profile() -> str:
+    """WATCHME_MODEL_PROFILE if set; else standard where its weights can be had, else tiny."""
+    profile = os.environ.get("WATCHME_MODEL_PROFILE")
+    if not profile:
+        profile = "standard" if standard_models_available() else "tiny"
+        if profile == "tiny":
+            print("standard model weights cannot be had here (no cache, hub unreachable): "
+                  "using the tiny random-weight models (WATCHME_MODEL_PROFILE=tiny)")
+        os.environ["WATCHME_MODEL_PROFILE"] = profile
+    return profile
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from watchme_pipeline.resources import LocalAudioStore
+    from watchme_pipeline.sample_data import write_sample_day
+    from watchme_pipeline.settings import load_settings
+    from watchme_pipeline.slots import validate_date, validate_device_id
+
+    validate_device_id(args.device)
+    validate_date(args.date)
+    root = args.store or load_settings().audio_store
+    day = write_sample_day(LocalAudioStore(root=root), args.device, args.date, args.seconds)
+    n = sum(len(v) for v in day.keys.values())
+    print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
+          f"(speech by {day.speech_engine})")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    choose_profile()
+    import dagster as dg
+
+    from watchme_pipeline.assets import ALL_ASSETS
+    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.partitions import DeviceDay
+    from watchme_pipeline.resources import LocalAudioStore
+    from watchme_pipeline.sample_data import write_sample_day
+    from watchme_pipeline.settings import load_settings
+
+    settings = load_settings()
+    t0 = time.perf_counter()
+    write_sample_day(LocalAudioStore(root=settings.audio_store), args.device, args.date,
+                     args.seconds)
+    print(f"sample day written to {settings.audio_store} in {time.perf_counter() - t0:.1f}s")
+    day = DeviceDay(args.device, args.date)
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("devices", [args.device])
+        t1 = time.perf_counter()
+        result = dg.materialize(
+            ALL_ASSETS, partition_key=str(day.partition_key), instance=instance,
+            resources=build_resources(settings), raise_on_error=False,
+        )
+        print(f"materialized {len(ALL_ASSETS)} assets in {time.perf_counter() - t1:.1f}s "
+              f"({'success' if result.success else 'FAILED'})")
+        if not result.success:
+            for event in result.all_events:
+                if event.is_step_failure:
+                    print(event.event_specific_data.error.to_string(), file=sys.stderr)
+            sys.exit(1)
+        chart = result.output_for_node("mood_chart")
+        prompt = result.output_for_node("vibe_prompt")
+    print_day_table(prompt["slots"], chart["vibe_scores"])
+    print(f"average {chart['average_score']}  positive {chart['positive_hours']} h  "
+          f"negative {chart['negative_hours']} h  neutral {chart['neutral_hours']} h")
+    print(f"chart: {chart['chart_path']}")
+
+
+def print_day_table(slots: list[dict], scores: list[int | None]) -> None:
+    print(f"{'slot':5}  {'transcript':32}  {'top event':24}  {'emotion':7}  score")
+    for s, score in zip(slots, scores):
+        if s["failed"]:
+            text = "(recording error)"
+        elif not s["recorded"]:
+            text = "(no recording)"
+        else:
+            text = (s["transcript"] or "(no speech)")[:32]
+        event = s["events"][0]["label"][:24] if s["events"] else "-"
+        emotion = max(s["emotion"], key=s["emotion"].get) if s["emotion"] else "-"
+        print(f"{s['slot']:5}  {text:32}  {event:24}  {emotion:7}  "
+              f"{'-' if score is None else score}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m watchme_pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("profile", help="print the model profile a run here would use")
+    sample = sub.add_parser("sample", help="write a generated device-day into the audio store")
+    demo = sub.add_parser("demo", help="write the sample day and materialize the whole graph")
+    for p in (sample, demo):
+        p.add_argument("--device", default=DEMO_DEVICE)
+        p.add_argument("--date", default=DEMO_DATE)
+        p.add_argument("--seconds", type=float, default=60.0, help="length of each recording")
+    sample.add_argument("--store", help="audio store folder (default: WATCHME_AUDIO_STORE)")
+    args = parser.parse_args(argv)
+    if args.command == "profile":
+        print(os.environ.get("WATCHME_MODEL_PROFILE")
+              or ("standard" if standard_models_available() else "tiny"))
+        return
+    {"sample": cmd_sample, "demo": cmd_demo}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Helpers shared by the assets: the partition, decoded audio shared across stages, stages."""
+
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from watchme_pipeline.audio import AudioDecodeError, DecodedAudio, decode
+from watchme_pipeline.partitions import DeviceDay, parse_partition_key
+from watchme_pipeline.resources import AudioStore, ResultStore
+from watchme_pipeline.slots import InvalidIdentifier
+
+GROUP = "watchme"
+
+# Decoded audio of the current run, shared by raw_audio and the three model stages so each
+# file is read and resampled once per run (in-process executor). Bounded: about 2 MB/minute.
+_DECODED: OrderedDict[tuple[str, str], DecodedAudio | AudioDecodeError] = OrderedDict()
+_DECODED_MAX = 96
+
+
+def device_day(context: dg.AssetExecutionContext) -> DeviceDay:
+    try:
+        return parse_partition_key(context.partition_key)
+    except InvalidIdentifier as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def decoded_audio(run_id: str, audio_store: AudioStore, key: str) -> DecodedAudio:
+    """Decode ``key`` once per run; raises AudioDecodeError naming the file."""
+    cache_key = (run_id, key)
+    if cache_key not in _DECODED:
+        if _DECODED and next(reversed(_DECODED))[0] != run_id:
+            _DECODED.clear()  # a new run: drop the previous run's audio
+        try:
+            _DECODED[cache_key] = decode(audio_store.read(key), key)
+        except AudioDecodeError as exc:
+            _DECODED[cache_key] = exc
+        except FileNotFoundError:
+            _DECODED[cache_key] = AudioDecodeError(f"{key}: deleted from the audio store")
+        while len(_DECODED) > _DECODED_MAX:
+            _DECODED.popitem(last=False)
+    value = _DECODED[cache_key]
+    if isinstance(value, AudioDecodeError):
+        raise value
+    return value
+
+
+def current_recordings(raw: pd.DataFrame) -> pd.DataFrame:
+    """The recording whose results a slot shows: the latest of each slot."""
+    if raw.empty:
+        return raw
+    return raw[~raw["superseded"]]
+
+
+def preview(df: pd.DataFrame, columns: list[str], rows: int = 48) -> dg.MetadataValue:
+    cols = [c for c in columns if c in df.columns]
+    return dg.MetadataValue.md(df[cols].head(rows).to_markdown(index=False) if len(df) else "-")
+
+
+def run_stage(
+    context: dg.AssetExecutionContext,
+    *,
+    stage: str,
+    raw_audio: pd.DataFrame,
+    audio_store: AudioStore,
+    result_store: ResultStore,
+    recompute: bool,
+    compute: Callable[[dict[str, DecodedAudio]], list[dict]],
+    table: str,
+) -> dict[str, Any]:
+    """The pending-only loop every model stage shares.
+
+    Slots whose ``{stage}_status`` is completed are skipped unless ``recompute``; the rest are
+    marked processing, computed together (batched), written in one transaction and marked
+    completed. A recording that cannot be decoded fails its own slot with the reason.
+    """
+    day = device_day(context)
+    status_col = f"{stage}_status"
+    current = current_recordings(raw_audio)
+    states = result_store.read("audio_files", day.device_id, day.date).set_index("file_path")
+    todo = [
+        r for r in current.itertuples()
+        if recompute or states.loc[r.key, status_col] != "completed"
+    ]
+    skipped = len(current) - len(todo)
+    audios: dict[str, DecodedAudio] = {}
+    failed: dict[str, str] = {}
+    for r in todo:
+        try:
+            audios[r.slot] = decoded_audio(context.run_id, audio_store, r.key)
+        except AudioDecodeError as exc:
+            failed[r.slot] = str(exc)
+            result_store.set_status(day.device_id, [r.recorded_at], stage, "failed", str(exc))
+    by_slot = {r.slot: r.recorded_at for r in todo}
+    started = [by_slot[s] for s in audios]
+    result_store.set_status(day.device_id, started, stage, "processing")
+    t0 = time.perf_counter()
+    try:
+        rows = compute(audios) if audios else []
+    except Exception as exc:
+        result_store.set_status(day.device_id, started, stage, "failed",
+                                f"{stage}: {type(exc).__name__}: {exc}")
+        raise
+    seconds = time.perf_counter() - t0
+    result_store.replace_partition(table, day.device_id, day.date, rows, only_keys=True)
+    result_store.set_status(day.device_id, started, stage, "completed")
+    for slot, reason in failed.items():
+        context.log.warning(f"{day}: slot {slot} failed: {reason}")
+    audio_min = sum(a.duration_s for a in audios.values()) / 60
+    return {
+        "slots_found": len(current),
+        "slots_processed": len(audios),
+        "slots_skipped": skipped,
+        "slots_failed": len(failed),
+        "failed_slots": dg.MetadataValue.json(failed),
+        "audio_minutes": round(audio_min, 2),
+        "stage_seconds": round(seconds, 2),
+        "seconds_per_audio_minute": round(seconds / audio_min, 2) if audio_min else 0.0,
+    }

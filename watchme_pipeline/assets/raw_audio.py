@@ -1,0 +1,93 @@
+"""raw_audio: the day's recordings of one device, registered in audio_files."""
+
+
+import dagster as dg
+import pandas as pd
+
+from watchme_pipeline.assets.common import GROUP, decoded_audio, device_day, preview
+from watchme_pipeline.audio import AudioDecodeError
+from watchme_pipeline.partitions import device_day_partitions
+from watchme_pipeline.resources import AudioStore, ResultStore
+from watchme_pipeline.schema import STAGES
+from watchme_pipeline.settings import load_settings
+from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, day_prefix, parse_key
+
+COLUMNS = ["slot", "key", "recorded_at", "size", "duration_s", "sample_rate", "decodes",
+           "error", "superseded"]
+
+
+@dg.asset(
+    partitions_def=device_day_partitions,
+    group_name=GROUP,
+    kinds={"python", "s3"},
+    owners=["team:watchme"],
+    tags={"stage": "ingest"},
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    description="The device-day's recordings in the audio store: slot, key, size, duration, "
+    "sample rate and whether each decodes; registered in `audio_files` (pending for every "
+    "stage, failed with the reason for files that do not decode).",
+)
+def raw_audio(
+    context: dg.AssetExecutionContext, audio_store: AudioStore, result_store: ResultStore
+) -> pd.DataFrame:
+    day = device_day(context)
+    tz = load_settings().tz
+    objects = list(audio_store.list_objects(day_prefix(day.device_id, day.date)))
+    if not objects and not any(
+        True for _ in audio_store.list_objects(f"{KEY_PREFIX}/{day.device_id}/")
+    ):
+        raise dg.Failure(
+            description=f"unknown device {day.device_id!r}: no recordings under "
+            f"{KEY_PREFIX}/{day.device_id}/ in {audio_store.describe()}",
+            allow_retries=False,
+        )
+    rows, skipped = [], {}
+    for obj in objects:
+        try:
+            parsed = parse_key(obj.key)
+        except InvalidIdentifier as exc:
+            skipped[obj.key] = str(exc)
+            continue
+        row = {"slot": parsed.slot, "key": obj.key, "recorded_at": parsed.recorded_at(tz),
+               "size": obj.size, "duration_s": None, "sample_rate": None, "decodes": True,
+               "error": None}
+        try:
+            audio = decoded_audio(context.run_id, audio_store, obj.key)
+            row.update(duration_s=round(audio.duration_s, 3), sample_rate=audio.source_rate)
+        except AudioDecodeError as exc:
+            row.update(decodes=False, error=str(exc))
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    # Two files in one slot: both are kept; the latest one gives the slot's results.
+    df = df.sort_values(["slot", "recorded_at"]).reset_index(drop=True)
+    df["superseded"] = df.duplicated("slot", keep="last") if len(df) else pd.Series(dtype=bool)
+
+    result_store.register_recordings([
+        {"device_id": day.device_id, "recorded_at": r.recorded_at, "file_path": r.key,
+         "local_date": day.date, "time_block": r.slot, "file_size": r.size,
+         "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes}
+        for r in df.itertuples()
+    ])
+    for stage in STAGES:
+        result_store.set_status(day.device_id, df[df.superseded].recorded_at, stage, "superseded")
+        bad = df[~df.decodes & ~df.superseded]
+        for r in bad.itertuples():
+            result_store.set_status(day.device_id, [r.recorded_at], stage, "failed", r.error)
+    for key, reason in skipped.items():
+        context.log.warning(f"skipped key {key}: {reason}")
+    for r in df[~df.decodes].itertuples():
+        context.log.warning(f"{day}: slot {r.slot} failed: {r.error}")
+    context.add_output_metadata({
+        "slots_found": int(df.slot.nunique()) if len(df) else 0,
+        "recordings": len(df),
+        "slots_failed": int((~df.decodes & ~df.superseded).sum()),
+        "failed_slots": dg.MetadataValue.json(
+            {r.slot: r.error for r in df[~df.decodes].itertuples()}
+        ),
+        "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),
+        "skipped_keys": dg.MetadataValue.json(skipped),
+        "audio_minutes": round(float(df.duration_s.fillna(0).sum()) / 60, 2),
+        "audio_store": audio_store.describe(),
+        "preview": preview(df, ["slot", "key", "duration_s", "sample_rate", "decodes", "error"]),
+    })
+    return df

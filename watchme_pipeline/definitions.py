@@ -1,0 +1,47 @@
+"""The code location: one Definitions object, assembled from the environment's settings."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from watchme_pipeline.assets import ALL_ASSETS
+from watchme_pipeline.partitions import device_day_partitions
+from watchme_pipeline.resources import LocalAudioStore, LocalMoodScorer, ModelRegistry, ResultStore
+from watchme_pipeline.sensors import new_audio_sensor
+from watchme_pipeline.settings import Settings, load_settings
+
+device_day_job = dg.define_asset_job(
+    "device_day_job",
+    selection=dg.AssetSelection.assets(*ALL_ASSETS),
+    partitions_def=device_day_partitions,
+    description="The whole graph for one device-day (what the sensor launches).",
+)
+
+
+def build_resources(settings: Settings) -> dict:
+    env = os.environ
+    return {
+        "audio_store": LocalAudioStore(root=settings.audio_store),
+        "result_store": ResultStore(database_url=settings.database_url),
+        "model_registry": ModelRegistry(
+            profile=settings.model_profile,
+            cache_dir=str(settings.model_cache),
+            whisper_model=env.get("WATCHME_WHISPER_MODEL", "base"),
+            event_model=env.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
+            emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
+            memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
+        ),
+        "mood_scorer": LocalMoodScorer(),
+    }
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[device_day_job],
+    sensors=[new_audio_sensor],
+    resources=build_resources(load_settings()),
+    # In-process: the steps of a run share one process, its decoded audio and its models.
+    executor=dg.in_process_executor,
+)

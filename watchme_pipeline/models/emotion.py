@@ -1,0 +1,66 @@
+"""Speech emotion with a wav2vec2 classifier, on the voiced parts of a slot only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
+
+CHUNK_SAMPLES = 10 * SAMPLE_RATE  # 10 s chunks: a whole minute at once costs more and peaks higher
+
+
+@dataclass(frozen=True)
+class EmotionSettings:
+    min_voiced_s: float = 1.0
+    batch_size: int = 6
+
+
+def classify_emotion(
+    model, extractor, audios: Mapping[str, DecodedAudio],
+    settings: EmotionSettings = EmotionSettings(),
+) -> dict[str, dict[str, float] | None]:
+    """Per slot, label -> probability (weighted by chunk length), or None with no voice."""
+    import torch
+
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    chunks: list[tuple[str, np.ndarray]] = []
+    for slot, audio in audios.items():
+        if audio.voiced_seconds < settings.min_voiced_s:
+            continue
+        voiced = audio.voiced_samples()
+        for start in range(0, len(voiced), CHUNK_SAMPLES):
+            chunk = voiced[start : start + CHUNK_SAMPLES]
+            if len(chunk) >= SAMPLE_RATE // 2:
+                chunks.append((slot, chunk))
+    # Equal lengths batch without padding (wav2vec2-base takes no attention mask).
+    chunks.sort(key=lambda c: len(c[1]))
+    sums: dict[str, np.ndarray] = {}
+    weights: dict[str, float] = {}
+    with torch.inference_mode():
+        i = 0
+        while i < len(chunks):
+            n = len(chunks[i][1])
+            j = i
+            while j < len(chunks) and j - i < settings.batch_size and len(chunks[j][1]) == n:
+                j += 1
+            batch = chunks[i:j]
+            inputs = extractor(
+                [c for _, c in batch], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+            )
+            inputs.pop("attention_mask", None)
+            probs = torch.softmax(model(**inputs).logits, dim=-1).numpy()
+            for (slot, c), p in zip(batch, probs):
+                sums[slot] = sums.get(slot, 0) + p * len(c)
+                weights[slot] = weights.get(slot, 0.0) + len(c)
+            i = j
+    return {
+        slot: (
+            {label: round(float(v), 4) for label, v in zip(labels, sums[slot] / weights[slot])}
+            if slot in sums
+            else None
+        )
+        for slot in audios
+    }

@@ -1,0 +1,98 @@
+"""Speech to text with openai-whisper, gated so silence and noise never become text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
+
+CHUNK_SAMPLES = 30 * SAMPLE_RATE  # Whisper's fixed 30 s window
+_SPECIAL = re.compile(r"<\|[^|]*\|>")
+# One phrase repeated 4+ times in a row is a decoding loop (the old fleet saw 146 repeats).
+_REPEAT = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class WhisperSettings:
+    language: str | None = "ja"  # None: detect per chunk
+    min_voiced_s: float = 1.0  # gate: slots with less voiced audio are not decoded at all
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    sample_len: int = 96  # token bound per 30 s chunk: random or confused weights cannot loop
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    decoded_chunks: int  # 0 when the voice gate skipped the slot
+    dropped_chunks: int  # decoded but dropped (no speech, low confidence, or a loop)
+
+
+def clean_text(text: str) -> str:
+    text = _SPECIAL.sub("", text)
+    text = _REPEAT.sub(r"\1", text)
+    return " ".join(text.split())
+
+
+def _keep(result, settings: WhisperSettings) -> bool:
+    if result.no_speech_prob > settings.no_speech_threshold and (
+        result.avg_logprob < settings.logprob_threshold
+    ):
+        return False
+    if result.avg_logprob < settings.logprob_threshold:
+        return False
+    return result.compression_ratio <= settings.compression_ratio_threshold
+
+
+def transcribe(
+    model, audios: Mapping[str, DecodedAudio], settings: WhisperSettings = WhisperSettings()
+) -> dict[str, Transcript]:
+    """Transcribe each slot; chunks of all slots are decoded together in batches."""
+    import torch
+    import whisper
+
+    chunks: list[tuple[str, np.ndarray]] = []
+    for slot, audio in audios.items():
+        if audio.voiced_seconds < settings.min_voiced_s:
+            continue
+        mask = audio.voice_mask()
+        frames_per_chunk = CHUNK_SAMPLES // 480
+        for start in range(0, len(audio.samples), CHUNK_SAMPLES):
+            f0 = start // 480
+            if mask[f0 : f0 + frames_per_chunk].sum() * 480 < 0.5 * SAMPLE_RATE:
+                continue  # a silent half-minute inside a speech slot
+            chunks.append((slot, audio.samples[start : start + CHUNK_SAMPLES]))
+
+    texts: dict[str, list[str]] = {slot: [] for slot in audios}
+    decoded = dict.fromkeys(audios, 0)
+    dropped = dict.fromkeys(audios, 0)
+    options = whisper.DecodingOptions(
+        task="transcribe", language=settings.language, temperature=0.0,
+        sample_len=settings.sample_len, without_timestamps=True, fp16=False,
+    )
+    with torch.inference_mode():
+        for i in range(0, len(chunks), settings.batch_size):
+            batch = chunks[i : i + settings.batch_size]
+            mel = torch.stack([
+                whisper.log_mel_spectrogram(
+                    whisper.pad_or_trim(torch.from_numpy(np.ascontiguousarray(x))),
+                    model.dims.n_mels,
+                )
+                for _, x in batch
+            ])
+            for (slot, _), result in zip(batch, whisper.decode(model, mel, options)):
+                decoded[slot] += 1
+                text = clean_text(result.text)
+                if text and _keep(result, settings):
+                    texts[slot].append(text)
+                else:
+                    dropped[slot] += 1
+    return {
+        slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot]) for slot in audios
+    }

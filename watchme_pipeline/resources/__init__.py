@@ -1,0 +1,16 @@
+"""Dagster resources: where audio comes from, where results go, models, and the mood scorer."""
+
+from watchme_pipeline.resources.audio_store import AudioStore, LocalAudioStore, StoredObject
+from watchme_pipeline.resources.model_registry import ModelRegistry
+from watchme_pipeline.resources.mood_scorer import LocalMoodScorer, MoodScorer
+from watchme_pipeline.resources.result_store import ResultStore
+
+__all__ = [
+    "AudioStore",
+    "LocalAudioStore",
+    "LocalMoodScorer",
+    "ModelRegistry",
+    "MoodScorer",
+    "ResultStore",
+    "StoredObject",
+]

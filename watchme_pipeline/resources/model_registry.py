@@ -1,0 +1,165 @@
+"""The only way a stage gets a model: loaded lazily inside a step, once per run, under a budget.
+
+Dagster builds resources for the whole run, so nothing is loaded at resource set-up; the first
+``get(kind)`` inside a step loads it, later steps of the same in-process run reuse it, and
+least-recently-used models are released when a new one would not fit the memory budget.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from watchme_pipeline.models.tiny import TINY_BUILDERS
+
+log = logging.getLogger(__name__)
+
+KINDS = ("whisper", "events", "emotion")
+# fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
+KNOWN_SIZES_MB = {
+    "tiny": 39 * 4, "base": 74 * 4, "small": 244 * 4, "medium": 769 * 4,
+    "MIT/ast-finetuned-audioset-10-10-0.4593": 87 * 4,
+    "MIT/ast-finetuned-audioset-16-16-0.442": 87 * 4,
+    "superb/wav2vec2-base-superb-er": 95 * 4,
+}
+OVERHEAD = 1.3  # measured: resident size / weight bytes after the first forward pass
+
+# Every load in this process, for metadata and for tests that count loads.
+LOAD_LOG: list[str] = []
+
+
+class ModelBudgetError(RuntimeError):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    kind: str
+    model_id: str
+    model: Any
+    extractor: Any
+    size_mb: float
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """Models by id or local path; ``profile='tiny'`` builds random-weight stand-ins."""
+
+    profile: str = "standard"
+    whisper_model: str = "base"
+    event_model: str = "MIT/ast-finetuned-audioset-10-10-0.4593"
+    emotion_model: str = "superb/wav2vec2-base-superb-er"
+    cache_dir: str = "data/models"
+    memory_budget_mb: int = 1536
+    torch_threads: int = 0  # 0: as many as the CPUs this process may use
+
+    _loaded: OrderedDict = PrivateAttr(default_factory=OrderedDict)
+
+    def _source(self, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+        if self.profile == "tiny":
+            return str(TINY_BUILDERS[kind](Path(self.cache_dir)))
+        if self.profile != "standard":
+            raise ValueError(f"unknown model profile {self.profile!r}: use 'tiny' or 'standard'")
+        return {"whisper": self.whisper_model, "events": self.event_model,
+                "emotion": self.emotion_model}[kind]
+
+    def model_id(self, kind: str) -> str:
+        """What produced a result: the id, or a local path with its weights' checksum."""
+        if self.profile == "tiny":
+            return f"tiny-{kind}"
+        source = self._source(kind)
+        path = Path(source)
+        if path.exists():
+            files = sorted(path.rglob("*")) if path.is_dir() else [path]
+            digest = hashlib.sha256()
+            for f in files:
+                if f.is_file() and f.suffix in (".pt", ".bin", ".safetensors"):
+                    digest.update(f.read_bytes())
+            return f"{path.name}@sha256:{digest.hexdigest()[:12]}"
+        return source
+
+    def estimate_mb(self, kind: str) -> float:
+        source = self._source(kind)
+        path = Path(source)
+        if path.exists():
+            files = [p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file()]
+            weights = sum(p.stat().st_size for p in files if p.suffix in
+                          (".pt", ".bin", ".safetensors"))
+            return weights / 2**20 * OVERHEAD
+        return KNOWN_SIZES_MB.get(source, 400) * OVERHEAD
+
+    def loaded_kinds(self) -> list[str]:
+        return list(self._loaded)
+
+    def get(self, kind: str) -> LoadedModel:
+        if kind in self._loaded:
+            self._loaded.move_to_end(kind)
+            return self._loaded[kind]
+        need = self.estimate_mb(kind)
+        if need > self.memory_budget_mb:
+            raise ModelBudgetError(
+                f"model {self._source(kind)!r} ({kind}) needs about {need:.0f} MB, more than "
+                f"the model memory budget of {self.memory_budget_mb} MB "
+                "(WATCHME_MODEL_MEMORY_MB)"
+            )
+        while self._loaded and sum(m.size_mb for m in self._loaded.values()) + need > (
+            self.memory_budget_mb
+        ):
+            self.release(next(iter(self._loaded)))
+        self._set_threads()
+        t0 = time.perf_counter()
+        model, extractor = self._load(kind, self._source(kind))
+        loaded = LoadedModel(kind, self.model_id(kind), model, extractor, need)
+        self._loaded[kind] = loaded
+        LOAD_LOG.append(kind)
+        log.info("loaded %s model %s in %.1fs", kind, loaded.model_id, time.perf_counter() - t0)
+        return loaded
+
+    def release(self, kind: str) -> None:
+        if self._loaded.pop(kind, None) is not None:
+            gc.collect()
+            _malloc_trim()
+
+    def release_all(self) -> None:
+        for kind in list(self._loaded):
+            self.release(kind)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.release_all()
+
+    def _set_threads(self) -> None:
+        import os
+
+        import torch
+
+        n = self.torch_threads or len(os.sched_getaffinity(0))
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+    def _load(self, kind: str, source: str) -> tuple[Any, Any]:
+        if kind == "whisper":
+            import whisper
+
+            return whisper.load_model(source, device="cpu", download_root=self.cache_dir), None
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        model = AutoModelForAudioClassification.from_pretrained(source).eval()
+        return model, AutoFeatureExtractor.from_pretrained(source)

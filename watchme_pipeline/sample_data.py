@@ -1,0 +1,125 @@
+"""A realistic device-day for the local store: speech, silence, noise, gaps and one bad file."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from watchme_pipeline.resources.audio_store import AudioStore
+from watchme_pipeline.slots import SLOTS, recording_key
+
+SENTENCES_JA = [
+    "おはようございます。今日はとても良い天気ですね。",
+    "ありがとう、本当に嬉しいです。楽しい一日になりそう。",
+    "ちょっと疲れたな。少し休憩しよう。",
+    "このケーキ、とても美味しいね。",
+    "会議の資料をもう一度確認してください。",
+    "最悪だ、電車が遅れている。",
+]
+# The day plan of the sample (most of a wearable's day is quiet).
+MISSING = {"00-00", "00-30", "01-00", "01-30", "02-00", "02-30", "03-00", "03-30", "13-00",
+           "19-30"}
+CORRUPT = "12-30"
+SPEECH = {"07-00", "07-30", "08-00", "09-00", "10-00", "11-30", "12-00", "15-00", "17-30",
+          "18-30", "20-00", "21-00"}
+NOISE = {"06-30", "08-30", "09-30", "14-00", "16-00", "17-00", "18-00", "22-00"}
+# Everything else is (nearly) silent.
+
+
+@dataclass(frozen=True)
+class SampleDay:
+    keys: dict[str, list[str]]  # slot -> keys written
+    speech_engine: str
+
+    @property
+    def recorded_slots(self) -> set[str]:
+        return set(self.keys)
+
+
+def _speech(text: str, seconds: float, rate: int, rng: np.random.Generator
+            ) -> tuple[np.ndarray, str]:
+    espeak = shutil.which("espeak-ng")
+    if espeak:
+        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+            subprocess.run([espeak, "-v", "ja", "-s", "150", "-w", f.name, text],
+                           check=True, capture_output=True)
+            voice, vrate = sf.read(f.name, dtype="float32")
+        voice = resample_poly(voice, rate, vrate).astype(np.float32)
+        engine = "espeak-ng"
+    else:  # a voiced signal: harmonics of a gliding pitch with a syllable envelope
+        t = np.arange(int(4 * rate)) / rate
+        f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        voice = sum(np.sin(k * phase) / k for k in range(1, 8))
+        voice *= 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) * 0.3
+        voice = voice.astype(np.float32)
+        engine = "synthetic"
+    out = (rng.standard_normal(int(seconds * rate)) * 0.001).astype(np.float32)
+    pos = int(rate * 2)
+    while pos + len(voice) < len(out):
+        out[pos : pos + len(voice)] += 0.6 * voice / (np.abs(voice).max() + 1e-9)
+        pos += len(voice) + int(rate * rng.uniform(2, 6))
+    return out, engine
+
+
+def _noise(kind: int, seconds: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    n = int(seconds * rate)
+    white = rng.standard_normal(n)
+    if kind == 0:  # pink-ish noise (room, wind)
+        spec = np.fft.rfft(white)
+        spec /= np.sqrt(np.arange(1, len(spec) + 1))
+        x = np.fft.irfft(spec, n)
+    elif kind == 1:  # brown noise (traffic rumble)
+        x = np.cumsum(white)
+        x -= np.convolve(x, np.ones(rate // 10) / (rate // 10), mode="same")
+    else:  # an alarm beeping over noise
+        t = np.arange(n) / rate
+        x = np.sin(2 * np.pi * 2000 * t) * (np.sin(2 * np.pi * 1.5 * t) > 0) + 0.3 * white
+    x = x / (np.abs(x).max() + 1e-9) * 0.3
+    return x.astype(np.float32)
+
+
+def _wav(samples: np.ndarray, rate: int, subtype: str, channels: int) -> bytes:
+    data = np.stack([samples] * channels, axis=1) if channels > 1 else samples
+    buf = io.BytesIO()
+    sf.write(buf, data, rate, subtype=subtype, format="WAV")
+    return buf.getvalue()
+
+
+def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: float = 60.0,
+                     seed: int = 7) -> SampleDay:
+    """Write the sample day into ``store``; deterministic for a given seed."""
+    rng = np.random.default_rng(seed)
+    formats = [(16000, "PCM_16", 1), (44100, "PCM_16", 1), (48000, "PCM_16", 2),
+               (22050, "PCM_24", 1), (16000, "FLOAT", 1), (8000, "PCM_U8", 1)]
+    keys: dict[str, list[str]] = {}
+    engine = "none"
+    for i, slot in enumerate(SLOTS):
+        if slot in MISSING:
+            continue
+        rate, subtype, channels = formats[i % len(formats)]
+        if slot == CORRUPT:
+            data = b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(64)  # a truncated, broken header
+        elif slot in SPEECH:
+            samples, engine = _speech(SENTENCES_JA[i % len(SENTENCES_JA)], seconds, rate, rng)
+            data = _wav(samples, rate, subtype, channels)
+        elif slot in NOISE:
+            data = _wav(_noise(i % 3, seconds, rate, rng), rate, subtype, channels)
+        else:
+            silence = (rng.standard_normal(int(seconds * rate)) * 3e-4).astype(np.float32)
+            data = _wav(silence, rate, subtype, channels)
+        # Older uploads use HH-MM, newer ones HH-MM-SS; the sample has both.
+        time_part = slot if i % 2 else f"{slot}-{(i * 7) % 60:02d}"
+        key = recording_key(device_id, date, time_part)
+        store.write(key, data, "audio/wav")
+        keys.setdefault(slot, []).append(key)
+    return SampleDay(keys, engine)
+
+

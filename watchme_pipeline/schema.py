@@ -1,0 +1,116 @@
+"""The result tables, compatible with the tables the WatchMe dashboard reads (see the brief)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+STAGES = ("transcriptions", "behavior_features", "emotion_features")
+STATUSES = ("pending", "processing", "completed", "failed", "superseded")
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """timestamptz on PostgreSQL; on SQLite stored as naive UTC and read back as aware UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def _key(*names: str) -> list[sa.Column]:
+    return [sa.Column(n, sa.Text, primary_key=True) for n in names]
+
+
+audio_files = sa.Table(
+    "audio_files", metadata,
+    sa.Column("device_id", sa.Text, primary_key=True),
+    sa.Column("recorded_at", UTCDateTime, primary_key=True),
+    sa.Column("file_path", sa.Text, nullable=False),
+    sa.Column("local_date", sa.Text, nullable=False),
+    sa.Column("time_block", sa.Text, nullable=False),
+    sa.Column("file_size", sa.BigInteger),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("sample_rate", sa.Integer),
+    sa.Column("decodes", sa.Boolean),
+    *[sa.Column(f"{s}_status", sa.Text, nullable=False, server_default="pending") for s in STAGES],
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", UTCDateTime),
+)
+
+vibe_whisper = sa.Table(
+    "vibe_whisper", metadata, *_key("device_id", "date", "time_block"),
+    sa.Column("transcription", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+behavior_yamnet = sa.Table(
+    "behavior_yamnet", metadata, *_key("device_id", "date", "time_block"),
+    sa.Column("events", JSON),
+    sa.Column("top_events", JSON),
+    sa.Column("model", sa.Text),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+behavior_summary = sa.Table(
+    "behavior_summary", metadata, *_key("device_id", "date"),
+    sa.Column("summary_ranking", JSON),
+    sa.Column("time_blocks", JSON),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+emotion_superb = sa.Table(
+    "emotion_superb", metadata, *_key("device_id", "date", "time_block"),
+    sa.Column("neutral", sa.Float),
+    sa.Column("happy", sa.Float),
+    sa.Column("angry", sa.Float),
+    sa.Column("sad", sa.Float),
+    sa.Column("voiced_seconds", sa.Float),
+    sa.Column("model", sa.Text),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+emotion_opensmile_summary = sa.Table(
+    "emotion_opensmile_summary", metadata, *_key("device_id", "date"),
+    sa.Column("emotion_graph", JSON),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+vibe_whisper_prompt = sa.Table(
+    "vibe_whisper_prompt", metadata, *_key("device_id", "date"),
+    sa.Column("prompt", sa.Text),
+    sa.Column("processed_files", sa.Integer),
+    sa.Column("missing_files", JSON),
+    sa.Column("generated_at", UTCDateTime),
+)
+
+vibe_whisper_summary = sa.Table(
+    "vibe_whisper_summary", metadata, *_key("device_id", "date"),
+    sa.Column("vibe_scores", JSON),
+    sa.Column("average_score", sa.Float),
+    sa.Column("positive_hours", sa.Float),
+    sa.Column("negative_hours", sa.Float),
+    sa.Column("neutral_hours", sa.Float),
+    sa.Column("insights", sa.Text),
+    sa.Column("vibe_changes", JSON),
+    sa.Column("chart_path", sa.Text),
+    sa.Column("scorer", sa.Text),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+TABLES = {t.name: t for t in metadata.sorted_tables}

@@ -1,0 +1,129 @@
+"""new_audio_sensor: lists the audio store and requests runs for device-days with new files.
+
+The cursor is a time watermark plus the keys seen near it, not a since-key: a deleted object
+cannot break it, objects with equal ``LastModified`` are told apart by key, and objects that
+appear in a listing with a slightly older timestamp than the watermark (uploads in flight
+while a tick lists) are still inside the ``LAG`` window and so are never missed. A tick
+requests at most ``max_runs`` device-days; the rest stay new for the next tick.
+"""
+
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from watchme_pipeline.partitions import DeviceDay, device_day_partitions, devices_partitions
+from watchme_pipeline.resources import AudioStore, StoredObject
+from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, parse_key
+
+LAG = dt.timedelta(minutes=5)
+MAX_RUNS_PER_TICK = 20
+
+
+@dataclass
+class TickPlan:
+    cursor: str
+    requests: dict[DeviceDay, list[str]] = field(default_factory=dict)  # day -> new keys
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> reason
+    waiting: int = 0  # device-days left for the next tick
+
+    def run_key(self, day: DeviceDay) -> str:
+        digest = hashlib.sha1("\n".join(sorted(self.requests[day])).encode()).hexdigest()[:16]
+        return f"{day.date}|{day.device_id}:{digest}"
+
+
+def _load_cursor(cursor: str | None) -> tuple[dt.datetime | None, dict[str, str]]:
+    if not cursor:
+        return None, {}
+    data = json.loads(cursor)
+    wm = data.get("watermark")
+    return (dt.datetime.fromisoformat(wm) if wm else None), dict(data.get("seen", {}))
+
+
+def plan_tick(objects: Iterable[StoredObject], cursor: str | None, max_runs: int,
+              valid_dates: set[str] | None = None) -> TickPlan:
+    """Pure planning of one tick from a full listing and the previous cursor."""
+    watermark, seen = _load_cursor(cursor)
+    listing = list(objects)
+    stamp = {o.key: o.last_modified.isoformat() for o in listing}
+    new = sorted(
+        (o for o in listing
+         if (watermark is None or o.last_modified >= watermark - LAG)
+         and seen.get(o.key) != stamp[o.key]),
+        key=lambda o: (o.last_modified, o.key),
+    )
+    plan = TickPlan(cursor="")
+    consumed: set[str] = set()
+    waiting_days: dict[DeviceDay, list[StoredObject]] = {}
+    for obj in new:
+        try:
+            parsed = parse_key(obj.key)
+            if valid_dates is not None and parsed.date not in valid_dates:
+                raise InvalidIdentifier(f"date {parsed.date} is outside the partitions")
+        except InvalidIdentifier as exc:
+            plan.skipped[obj.key] = str(exc)
+            consumed.add(obj.key)
+            continue
+        day = DeviceDay(parsed.device_id, parsed.date)
+        if day in plan.requests or len(plan.requests) < max_runs:
+            plan.requests.setdefault(day, []).append(obj.key)
+            consumed.add(obj.key)
+        else:
+            waiting_days.setdefault(day, []).append(obj)
+    plan.waiting = len(waiting_days)
+    waiting = [o for objs in waiting_days.values() for o in objs]
+    if waiting:
+        new_wm = min(o.last_modified for o in waiting)
+    else:
+        new_wm = max([o.last_modified for o in listing] + ([watermark] if watermark else []),
+                     default=None)
+    keep = {**seen, **{k: stamp[k] for k in consumed}}
+    pruned = {
+        k: v for k, v in keep.items()
+        if k in stamp and stamp[k] == v and new_wm is not None
+        and dt.datetime.fromisoformat(v) >= new_wm - LAG
+    }
+    plan.cursor = json.dumps(
+        {"watermark": new_wm.isoformat() if new_wm else None, "seen": pruned}, sort_keys=True
+    )
+    return plan
+
+
+def _partition_dates(context: dg.SensorEvaluationContext) -> set[str]:
+    date_dim = device_day_partitions.get_partitions_def_for_dimension("date")
+    return set(date_dim.get_partition_keys(dynamic_partitions_store=context.instance))
+
+
+@dg.sensor(
+    job_name="device_day_job",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Lists the audio store; adds new devices to the `devices` partitions and "
+    f"requests one run per device-day with new recordings (at most {MAX_RUNS_PER_TICK} a tick).",
+)
+def new_audio_sensor(context: dg.SensorEvaluationContext, audio_store: AudioStore
+                     ) -> dg.SensorResult:
+    plan = plan_tick(audio_store.list_objects(f"{KEY_PREFIX}/"), context.cursor,
+                     MAX_RUNS_PER_TICK, _partition_dates(context))
+    for key, reason in plan.skipped.items():
+        context.log.warning(f"skipped {key}: {reason}")
+    known = set(context.instance.get_dynamic_partitions(devices_partitions.name))
+    new_devices = sorted({d.device_id for d in plan.requests} - known)
+    if plan.waiting:
+        context.log.info(f"{len(plan.requests)} device-days requested, {plan.waiting} wait "
+                         "for the next tick")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=plan.run_key(day), partition_key=day.partition_key,
+                          tags={"watchme/new_files": str(len(keys))})
+            for day, keys in plan.requests.items()
+        ],
+        dynamic_partitions_requests=(
+            [devices_partitions.build_add_request(new_devices)] if new_devices else []
+        ),
+        cursor=plan.cursor,
+    )
