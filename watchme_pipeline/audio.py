@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -70,7 +71,9 @@ def decode(data: bytes, name: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> 
     except AudioDecodeError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
-        raise AudioDecodeError(f"{name}: not a readable audio file ({exc})") from None
+        # libsndfile names the in-memory buffer ("<_io.BytesIO object at 0x…>"): drop that.
+        reason = re.sub(r"Error opening <[^>]*>: ", "", str(exc))
+        raise AudioDecodeError(f"{name}: not a readable audio file ({reason})") from None
     if frames.shape[0] == 0:
         raise AudioDecodeError(f"{name}: no audio samples ({fmt}, {rate} Hz)")
     if not np.isfinite(frames).all():

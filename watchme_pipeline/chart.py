@@ -13,7 +13,7 @@ WIDTH_IN, HEIGHT_IN, DPI = 12, 4, 100  # 1200 x 400 px
 
 def render_chart(scores: list[int | None], title: str, changes: list[dict] | None = None,
                  ) -> tuple[bytes, np.ndarray]:
-    """PNG bytes and the plotted y values (NaN for gaps)."""
+    """PNG bytes and the y values of the drawn line (NaN where it has a gap)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +28,8 @@ def render_chart(scores: list[int | None], title: str, changes: list[dict] | Non
                         interpolate=True, label="positive")
         ax.fill_between(x, y, 0, where=~np.isnan(y) & (y < 0), color="#457b9d", alpha=0.5,
                         interpolate=True, label="negative")
-        ax.plot(x, y, color="#1d3557", lw=1.5, marker="o", ms=3)  # NaN breaks the line: a gap
+        # NaN breaks the line: a gap, never a zero.
+        (line,) = ax.plot(x, y, color="#1d3557", lw=1.5, marker="o", ms=3)
         for change in changes or []:
             i = SLOTS.index(change["time"].replace(":", "-"))
             if not np.isnan(y[i]):
@@ -44,6 +45,7 @@ def render_chart(scores: list[int | None], title: str, changes: list[dict] | Non
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
+        drawn = np.asarray(line.get_ydata(), dtype=float).copy()
     finally:
         plt.close(fig)
-    return buf.getvalue(), y
+    return buf.getvalue(), drawn

@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny models built once per session, a sample device-day, resources."""
+
+import os
+import tempfile
+from pathlib import Path
+
+# Settings are read at import time (partitions, time zone): set them before any import.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="watchme-tests-"))
+os.environ["WATCHME_DATA_DIR"] = str(_SESSION_DIR / "data")
+os.environ["WATCHME_MODEL_PROFILE"] = "tiny"
+os.environ.pop("WATCHME_AUDIO_STORE", None)
+os.environ.pop("WATCHME_DATABASE_URL", None)
+
+import dagster as dg  # noqa: E402
+import pytest  # noqa: E402
+
+from watchme_pipeline.assets import ALL_ASSETS  # noqa: E402
+from watchme_pipeline.models.tiny import TINY_BUILDERS  # noqa: E402
+from watchme_pipeline.partitions import DeviceDay  # noqa: E402
+from watchme_pipeline.resources import (  # noqa: E402
+    LocalAudioStore,
+    LocalMoodScorer,
+    ModelRegistry,
+    ResultStore,
+)
+from watchme_pipeline.sample_data import write_sample_day  # noqa: E402
+
+MODEL_CACHE = _SESSION_DIR / "models"
+DEVICE, DATE = "dev-1", "2025-07-18"
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """Random-weight Whisper, AST and wav2vec2 with the real classes, built once."""
+    for build in TINY_BUILDERS.values():
+        build(MODEL_CACHE)
+    return MODEL_CACHE
+
+
+@pytest.fixture
+def audio_store(tmp_path) -> LocalAudioStore:
+    return LocalAudioStore(root=str(tmp_path / "audio"))
+
+
+@pytest.fixture
+def result_store(tmp_path) -> ResultStore:
+    return ResultStore(database_url=f"sqlite:///{tmp_path / 'results.db'}")
+
+
+@pytest.fixture
+def resources(tiny_models, audio_store, result_store) -> dict:
+    return {
+        "audio_store": audio_store,
+        "result_store": result_store,
+        "model_registry": ModelRegistry(profile="tiny", cache_dir=str(tiny_models)),
+        "mood_scorer": LocalMoodScorer(),
+    }
+
+
+@pytest.fixture(scope="session")
+def sample_bytes(tmp_path_factory) -> dict[str, bytes]:
+    """The sample day (20 s recordings), generated once; tests copy it into their store."""
+    root = tmp_path_factory.mktemp("sample")
+    store = LocalAudioStore(root=str(root))
+    write_sample_day(store, DEVICE, DATE, seconds=20)
+    return {o.key: store.read(o.key) for o in store.list_objects("files/")}
+
+
+@pytest.fixture
+def sample_day(audio_store, sample_bytes) -> dict[str, bytes]:
+    for key, data in sample_bytes.items():
+        audio_store.write(key, data)
+    return sample_bytes
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def materialize_day(resources: dict, instance: dg.DagsterInstance, device: str = DEVICE,
+                    date: str = DATE, assets=ALL_ASSETS, **kwargs) -> dg.ExecuteInProcessResult:
+    if device not in instance.get_dynamic_partitions("devices"):
+        instance.add_dynamic_partitions("devices", [device])
+    return dg.materialize(assets, partition_key=str(DeviceDay(device, date).partition_key),
+                          resources=resources, instance=instance, **kwargs)

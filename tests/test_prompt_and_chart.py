@@ -1,0 +1,53 @@
+import io
+
+import numpy as np
+from PIL import Image
+
+from watchme_pipeline.chart import render_chart
+from watchme_pipeline.prompt import build_prompt
+from watchme_pipeline.scoring import SlotSummary
+from watchme_pipeline.slots import SLOTS
+
+
+def fixed_day() -> list[SlotSummary]:
+    slots = [SlotSummary(s) for s in SLOTS]  # all missing
+    slots[18] = SlotSummary("09-00", recorded=True, transcript="おはようございます",
+                            events=[{"label": "Speech", "score": 0.91},
+                                    {"label": "Music", "score": 0.4}],
+                            emotion={"neu": 0.2, "hap": 0.7, "ang": 0.05, "sad": 0.05})
+    slots[19] = SlotSummary("09-30", recorded=True, events=[{"label": "Silence", "score": 0.8}])
+    slots[20] = SlotSummary("10-00", failed=True)
+    return slots
+
+
+def test_japanese_prompt_golden_lines():
+    prompt = build_prompt("dev-1", "2025-07-18", fixed_day(), "ja")
+    lines = prompt.splitlines()
+    assert "device: dev-1  date: 2025-07-18" in lines
+    assert "[09-00] おはようございます | 音: Speech, Music | 感情: hap 0.70" in lines
+    assert "[09-30] (発話なし) | 音: Silence" in lines
+    assert "[10-00] (録音エラー)" in lines
+    assert "[00-00] (録音なし)" in lines
+    assert sum(1 for line in lines if line.startswith("[")) == 48
+    assert '"emotionScores"' in lines[-1]
+
+
+def test_english_prompt_golden_lines():
+    lines = build_prompt("dev-1", "2025-07-18", fixed_day(), "en").splitlines()
+    assert "[09-00] おはようございます | sounds: Speech, Music | emotion: hap 0.70" in lines
+    assert "[09-30] (no speech) | sounds: Silence" in lines
+    assert "[23-30] (no recording)" in lines
+    assert "[10-00] (recording error)" in lines
+    assert lines[0].startswith("Below is one day of audio")
+
+
+def test_chart_has_gaps_exactly_where_scores_are_null():
+    scores = [None] * 8 + [(i * 7) % 200 - 100 for i in range(40)]
+    scores[20] = None
+    png, plotted = render_chart(scores, "dev-1 2025-07-18",
+                                [{"time": "12:00", "event": "hap", "score": scores[24]}])
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (1200, 400)
+    assert list(np.flatnonzero(np.isnan(plotted))) == [i for i, s in enumerate(scores)
+                                                        if s is None]
+    assert np.nanmin(plotted) >= -100 and np.nanmax(plotted) <= 100

@@ -1,0 +1,119 @@
+"""new_audio_sensor over the local store, and the cursor logic on its own."""
+
+import datetime as dt
+import json
+import os
+
+import dagster as dg
+import pytest
+
+from watchme_pipeline.resources import LocalAudioStore, StoredObject
+from watchme_pipeline.sensors import new_audio_sensor, plan_tick
+from watchme_pipeline.sensors.new_audio import MAX_RUNS_PER_TICK
+
+T0 = dt.datetime(2025, 7, 18, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def obj(key: str, seconds: float = 0) -> StoredObject:
+    return StoredObject(key, 100, T0 + dt.timedelta(seconds=seconds))
+
+
+def key(device: str = "dev-1", date: str = "2025-07-18", time: str = "09-00") -> str:
+    return f"files/{device}/{date}/{time}/audio.wav"
+
+
+@pytest.fixture
+def real_instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def tick(instance, store, cursor=None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
+                                      cursor=cursor, resources={"audio_store": store})
+    result = new_audio_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    return result
+
+
+def partitions(result: dg.SensorResult) -> list[str]:
+    return sorted(str(r.partition_key) for r in result.run_requests)
+
+
+def test_first_tick_adds_devices_and_requests_each_device_day(real_instance, tmp_path):
+    store = LocalAudioStore(root=str(tmp_path))
+    for k in [key(), key(time="09-30-12"), key(device="dev-2"), key(date="2025-07-19"),
+              key(device="bad|id"), key(date="2025-02-30"), "files/dev-1/notes.txt"]:
+        store.write(k, b"x")
+    result = tick(real_instance, store)
+    assert partitions(result) == ["2025-07-18|dev-1", "2025-07-18|dev-2", "2025-07-19|dev-1"]
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["dev-1", "dev-2"]]
+    assert sorted(real_instance.get_dynamic_partitions("devices")) == ["dev-1", "dev-2"]
+    assert all(r.run_key.startswith(str(r.partition_key) + ":") for r in result.run_requests)
+    cursor = json.loads(result.cursor)
+    assert cursor["watermark"] and len(cursor["seen"]) == 7
+
+    # Same listing, saved cursor (a restart): nothing new, nothing requested twice.
+    again = tick(real_instance, store, result.cursor)
+    assert again.run_requests == [] and not again.dynamic_partitions_requests
+
+    # One new file: one run for its day, with a new run key.
+    store.write(key(time="10-00"), b"x")
+    third = tick(real_instance, store, again.cursor)
+    assert partitions(third) == ["2025-07-18|dev-1"]
+    assert third.run_requests[0].run_key != result.run_requests[0].run_key
+
+
+def test_equal_timestamps_and_deleted_objects(real_instance, tmp_path):
+    store = LocalAudioStore(root=str(tmp_path))
+    first = store.write(key(time="09-00"), b"x")
+    stamp = os.stat(first).st_mtime
+    result = tick(real_instance, store)
+    second = store.write(key(device="dev-2", time="09-00"), b"x")
+    os.utime(second, (stamp, stamp))  # exactly the same LastModified as the seen one
+    os.remove(first)  # and the object the cursor last saw is gone
+    later = tick(real_instance, store, result.cursor)
+    assert partitions(later) == ["2025-07-18|dev-2"]
+
+
+def test_one_tick_is_bounded_and_the_rest_wait(real_instance, tmp_path):
+    store = LocalAudioStore(root=str(tmp_path))
+    n = MAX_RUNS_PER_TICK + 5
+    for i in range(n):
+        store.write(key(device=f"dev-{i:02d}"), b"x")
+    first = tick(real_instance, store)
+    assert len(first.run_requests) == MAX_RUNS_PER_TICK
+    second = tick(real_instance, store, first.cursor)
+    assert len(second.run_requests) == 5
+    assert not set(partitions(first)) & set(partitions(second))
+    assert tick(real_instance, store, second.cursor).run_requests == []
+
+
+def test_plan_tick_never_misses_or_repeats():
+    listing = [obj(key(device=f"d{i}"), seconds=i // 3) for i in range(12)]  # equal stamps
+    seen: set[str] = set()
+    cursor = None
+    for _ in range(5):
+        plan = plan_tick(listing, cursor, max_runs=4)
+        for keys in plan.requests.values():
+            assert not set(keys) & seen
+            seen |= set(keys)
+        cursor = plan.cursor
+    assert seen == {o.key for o in listing}
+    # An upload in flight: it lists after the tick, stamped just before the watermark.
+    late = obj(key(device="late"), seconds=2)
+    plan = plan_tick([*listing, late], cursor, max_runs=4)
+    assert list(plan.requests.values()) == [[late.key]]
+    # A re-upload of a seen key (new LastModified) is new again.
+    plan = plan_tick([*listing, late, obj(key(device="d0"), seconds=30)], plan.cursor, 4)
+    assert [str(d) for d in plan.requests] == ["d0 2025-07-18"]
+
+
+def test_plan_tick_skips_bad_keys_and_dates_outside_partitions():
+    listing = [obj(key()), obj("files/a..b/2025-07-18/09-00/audio.wav"),
+               obj(key(date="2024-12-31"))]
+    plan = plan_tick(listing, None, 10, valid_dates={"2025-07-18"})
+    assert [str(d) for d in plan.requests] == ["dev-1 2025-07-18"]
+    assert "invalid device id" in plan.skipped["files/a..b/2025-07-18/09-00/audio.wav"]
+    assert "outside the partitions" in plan.skipped[key(date="2024-12-31")]
