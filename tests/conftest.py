@@ -85,3 +85,58 @@ def materialize_day(resources: dict, instance: dg.DagsterInstance, device: str =
         instance.add_dynamic_partitions("devices", [device])
     return dg.materialize(assets, partition_key=str(DeviceDay(device, date).partition_key),
                           resources=resources, instance=instance, **kwargs)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server on loopback, spoken to over HTTP by boto3 (no patched functions)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_endpoint, request):
+    """An S3AudioStore on a fresh bucket of the loopback server."""
+    import re
+
+    from dagster_aws.s3 import S3Resource
+
+    from watchme_pipeline.resources import S3AudioStore
+
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    s3 = S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1",
+                    aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.get_client().create_bucket(Bucket=bucket)
+    return S3AudioStore(bucket=bucket, prefix="watchme", s3=s3)
+
+
+@pytest.fixture
+def real_instance():
+    """A temporary on-disk instance (sensors need its ref for dynamic partitions)."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def tick(instance: dg.DagsterInstance, store, cursor: str | None = None) -> dg.SensorResult:
+    """Evaluate new_audio_sensor once and apply its partition requests, as the daemon does."""
+    from watchme_pipeline.sensors import new_audio_sensor
+
+    with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
+                                 cursor=cursor, resources={"audio_store": store}) as context:
+        result = new_audio_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    return result

@@ -9,7 +9,7 @@ from conftest import DATE, DEVICE, materialize_day
 
 from watchme_pipeline.assets import raw_audio, transcripts
 from watchme_pipeline.resources import model_registry
-from watchme_pipeline.sample_data import CORRUPT, MISSING, NOISE, SPEECH
+from watchme_pipeline.sample_data import CORRUPT, MISSING, SPEECH
 from watchme_pipeline.schema import STAGES
 from watchme_pipeline.slots import SLOTS
 

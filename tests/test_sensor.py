@@ -5,13 +5,13 @@ import json
 import os
 
 import dagster as dg
-import pytest
+from conftest import tick
 
 from watchme_pipeline.resources import LocalAudioStore, StoredObject
-from watchme_pipeline.sensors import new_audio_sensor, plan_tick
+from watchme_pipeline.sensors import plan_tick
 from watchme_pipeline.sensors.new_audio import MAX_RUNS_PER_TICK
 
-T0 = dt.datetime(2025, 7, 18, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 7, 18, 12, 0, tzinfo=dt.UTC)
 
 
 def obj(key: str, seconds: float = 0) -> StoredObject:
@@ -20,21 +20,6 @@ def obj(key: str, seconds: float = 0) -> StoredObject:
 
 def key(device: str = "dev-1", date: str = "2025-07-18", time: str = "09-00") -> str:
     return f"files/{device}/{date}/{time}/audio.wav"
-
-
-@pytest.fixture
-def real_instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-def tick(instance, store, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
-                                      cursor=cursor, resources={"audio_store": store})
-    result = new_audio_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    return result
 
 
 def partitions(result: dg.SensorResult) -> list[str]:

@@ -38,8 +38,8 @@ def test_both_key_layouts_map_to_their_slot(key, slot, seconds):
 def test_recorded_at_is_local_time():
     parsed = parse_key("files/d/2025-07-18/09-30-15/audio.wav")
     at = parsed.recorded_at(ZoneInfo("Asia/Tokyo"))
-    assert at.astimezone(dt.timezone.utc) == dt.datetime(2025, 7, 18, 0, 30, 15,
-                                                         tzinfo=dt.timezone.utc)
+    assert at.astimezone(dt.UTC) == dt.datetime(2025, 7, 18, 0, 30, 15,
+                                                         tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(

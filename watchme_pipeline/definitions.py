@@ -8,7 +8,12 @@ import dagster as dg
 
 from watchme_pipeline.assets import ALL_ASSETS
 from watchme_pipeline.partitions import device_day_partitions
-from watchme_pipeline.resources import LocalAudioStore, LocalMoodScorer, ModelRegistry, ResultStore
+from watchme_pipeline.resources import (
+    LocalMoodScorer,
+    ModelRegistry,
+    ResultStore,
+    audio_store_from_url,
+)
 from watchme_pipeline.sensors import new_audio_sensor
 from watchme_pipeline.settings import Settings, load_settings
 
@@ -23,7 +28,7 @@ device_day_job = dg.define_asset_job(
 def build_resources(settings: Settings) -> dict:
     env = os.environ
     return {
-        "audio_store": LocalAudioStore(root=settings.audio_store),
+        "audio_store": audio_store_from_url(settings.audio_store, env),
         "result_store": ResultStore(database_url=settings.database_url),
         "model_registry": ModelRegistry(
             profile=settings.model_profile,

@@ -1,6 +1,12 @@
 """Dagster resources: where audio comes from, where results go, models, and the mood scorer."""
 
-from watchme_pipeline.resources.audio_store import AudioStore, LocalAudioStore, StoredObject
+from watchme_pipeline.resources.audio_store import (
+    AudioStore,
+    LocalAudioStore,
+    S3AudioStore,
+    StoredObject,
+    audio_store_from_url,
+)
 from watchme_pipeline.resources.model_registry import ModelRegistry
 from watchme_pipeline.resources.mood_scorer import LocalMoodScorer, MoodScorer
 from watchme_pipeline.resources.result_store import ResultStore
@@ -12,5 +18,7 @@ __all__ = [
     "ModelRegistry",
     "MoodScorer",
     "ResultStore",
+    "S3AudioStore",
     "StoredObject",
+    "audio_store_from_url",
 ]

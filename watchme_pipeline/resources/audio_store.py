@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,74 @@ class LocalAudioStore(AudioStore):
 
     def describe(self) -> str:
         return f"local folder {self.root}"
+
+
+class S3AudioStore(AudioStore):
+    """The WatchMe bucket through dagster-aws's ``S3Resource`` (boto3 over HTTP).
+
+    ``s3`` carries region, endpoint and credentials; left unset, boto3 resolves them as it
+    always does (``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, ``AWS_REGION``, the key pair,
+    profiles, instance roles).
+    """
+
+    bucket: str
+    prefix: str = ""
+    s3: S3Resource
+
+    _client: Any = PrivateAttr(default=None)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.s3.get_client()
+        return self._client
+
+    def _full(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+
+    def _relative(self, full_key: str) -> str:
+        base = self.prefix.strip("/")
+        return full_key[len(base) + 1 :] if base else full_key
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")  # 1,000 keys a page
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix)):
+            for item in page.get("Contents", []):
+                yield StoredObject(self._relative(item["Key"]), int(item["Size"]),
+                                   item["LastModified"].astimezone(dt.UTC))
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"s3://{self.bucket}/{self._full(key)}") from None
+
+    def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        full = self._full(key)
+        self.client.put_object(Bucket=self.bucket, Key=full, Body=data, ContentType=content_type)
+        return f"s3://{self.bucket}/{full}"
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix.strip('/')}"
+
+
+def audio_store_from_url(url: str, env: Mapping[str, str]) -> AudioStore:
+    """``s3://bucket/prefix`` → S3AudioStore (credentials as EnvVar); anything else → folder."""
+    if not url.startswith("s3://"):
+        return LocalAudioStore(root=url)
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"WATCHME_AUDIO_STORE={url!r}: no bucket name")
+    secrets = {
+        field: dg.EnvVar(var)
+        for field, var in [("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                           ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                           ("aws_session_token", "AWS_SESSION_TOKEN")]
+        if env.get(var)
+    }
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    return S3AudioStore(
+        bucket=bucket, prefix=prefix,
+        s3=S3Resource(region_name=region, endpoint_url=endpoint, **secrets),
+    )
