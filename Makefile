@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint sample clean
+.PHONY: install demo test dev lint sample clean bench-sensor
 
 install: $(VENV)/.installed
 
@@ -34,3 +34,7 @@ dev: install
 
 clean:
 	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/schedules
+
+# One sensor tick over 10,000 keys against moto's S3 server on loopback.
+bench-sensor: install
+	$(PY) benchmarks/sensor_tick.py 10000

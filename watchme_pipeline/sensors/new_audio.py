@@ -36,42 +36,45 @@ class TickPlan:
         return f"{day.date}|{day.device_id}:{digest}"
 
 
-def _load_cursor(cursor: str | None) -> tuple[dt.datetime | None, dict[str, str]]:
+def _ident(obj: StoredObject) -> str:
+    """A short fingerprint of (key, LastModified): a re-upload of a key is new again."""
+    return hashlib.sha1(f"{obj.key}\0{obj.last_modified.isoformat()}".encode()).hexdigest()[:12]
+
+
+def _load_cursor(cursor: str | None) -> tuple[dt.datetime | None, set[str]]:
     if not cursor:
-        return None, {}
+        return None, set()
     data = json.loads(cursor)
     wm = data.get("watermark")
-    return (dt.datetime.fromisoformat(wm) if wm else None), dict(data.get("seen", {}))
+    return (dt.datetime.fromisoformat(wm) if wm else None), set(data.get("seen", []))
 
 
 def plan_tick(objects: Iterable[StoredObject], cursor: str | None, max_runs: int,
               valid_dates: set[str] | None = None) -> TickPlan:
     """Pure planning of one tick from a full listing and the previous cursor."""
     watermark, seen = _load_cursor(cursor)
-    listing = list(objects)
-    stamp = {o.key: o.last_modified.isoformat() for o in listing}
+    listing = [(o, _ident(o)) for o in objects]
     new = sorted(
-        (o for o in listing
-         if (watermark is None or o.last_modified >= watermark - LAG)
-         and seen.get(o.key) != stamp[o.key]),
-        key=lambda o: (o.last_modified, o.key),
+        ((o, i) for o, i in listing
+         if (watermark is None or o.last_modified >= watermark - LAG) and i not in seen),
+        key=lambda oi: (oi[0].last_modified, oi[0].key),
     )
     plan = TickPlan(cursor="")
     consumed: set[str] = set()
     waiting_days: dict[DeviceDay, list[StoredObject]] = {}
-    for obj in new:
+    for obj, ident in new:
         try:
             parsed = parse_key(obj.key)
             if valid_dates is not None and parsed.date not in valid_dates:
                 raise InvalidIdentifier(f"date {parsed.date} is outside the partitions")
         except InvalidIdentifier as exc:
             plan.skipped[obj.key] = str(exc)
-            consumed.add(obj.key)
+            consumed.add(ident)
             continue
         day = DeviceDay(parsed.device_id, parsed.date)
         if day in plan.requests or len(plan.requests) < max_runs:
             plan.requests.setdefault(day, []).append(obj.key)
-            consumed.add(obj.key)
+            consumed.add(ident)
         else:
             waiting_days.setdefault(day, []).append(obj)
     plan.waiting = len(waiting_days)
@@ -79,14 +82,15 @@ def plan_tick(objects: Iterable[StoredObject], cursor: str | None, max_runs: int
     if waiting:
         new_wm = min(o.last_modified for o in waiting)
     else:
-        new_wm = max([o.last_modified for o in listing] + ([watermark] if watermark else []),
+        new_wm = max([o.last_modified for o, _ in listing] + ([watermark] if watermark else []),
                      default=None)
-    keep = {**seen, **{k: stamp[k] for k in consumed}}
-    pruned = {
-        k: v for k, v in keep.items()
-        if k in stamp and stamp[k] == v and new_wm is not None
-        and dt.datetime.fromisoformat(v) >= new_wm - LAG
-    }
+    # Remember only what is still listed and still inside the window: the cursor stays small
+    # and a deleted object simply drops out of it.
+    keep = seen | consumed
+    pruned = sorted(
+        i for o, i in listing
+        if i in keep and new_wm is not None and o.last_modified >= new_wm - LAG
+    )
     plan.cursor = json.dumps(
         {"watermark": new_wm.isoformat() if new_wm else None, "seen": pruned}, sort_keys=True
     )
