@@ -21,7 +21,7 @@ from watchme_pipeline.resources import (  # noqa: E402
     LocalAudioStore,
     LocalMoodScorer,
     ModelRegistry,
-    ResultStore,
+    SqlResultStore,
 )
 from watchme_pipeline.sample_data import write_sample_day  # noqa: E402
 
@@ -43,8 +43,8 @@ def audio_store(tmp_path) -> LocalAudioStore:
 
 
 @pytest.fixture
-def result_store(tmp_path) -> ResultStore:
-    return ResultStore(database_url=f"sqlite:///{tmp_path / 'results.db'}")
+def result_store(tmp_path) -> SqlResultStore:
+    return SqlResultStore(database_url=f"sqlite:///{tmp_path / 'results.db'}")
 
 
 @pytest.fixture

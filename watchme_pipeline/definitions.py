@@ -11,8 +11,8 @@ from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import (
     LocalMoodScorer,
     ModelRegistry,
-    ResultStore,
     audio_store_from_url,
+    result_store_from_env,
 )
 from watchme_pipeline.sensors import new_audio_sensor
 from watchme_pipeline.settings import Settings, load_settings
@@ -29,7 +29,7 @@ def build_resources(settings: Settings) -> dict:
     env = os.environ
     return {
         "audio_store": audio_store_from_url(settings.audio_store, env),
-        "result_store": ResultStore(database_url=settings.database_url),
+        "result_store": result_store_from_env(env, settings.database_url),
         "model_registry": ModelRegistry(
             profile=settings.model_profile,
             cache_dir=str(settings.model_cache),

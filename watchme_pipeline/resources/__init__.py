@@ -9,7 +9,13 @@ from watchme_pipeline.resources.audio_store import (
 )
 from watchme_pipeline.resources.model_registry import ModelRegistry
 from watchme_pipeline.resources.mood_scorer import LocalMoodScorer, MoodScorer
-from watchme_pipeline.resources.result_store import ResultStore
+from watchme_pipeline.resources.result_store import (
+    ResultStore,
+    ResultStoreError,
+    SqlResultStore,
+    SupabaseResultStore,
+    result_store_from_env,
+)
 
 __all__ = [
     "AudioStore",
@@ -18,7 +24,11 @@ __all__ = [
     "ModelRegistry",
     "MoodScorer",
     "ResultStore",
+    "ResultStoreError",
+    "SqlResultStore",
+    "SupabaseResultStore",
     "S3AudioStore",
     "StoredObject",
     "audio_store_from_url",
+    "result_store_from_env",
 ]

@@ -1,10 +1,17 @@
-"""The result store: one SQLAlchemy code path for SQLite (default) and PostgreSQL."""
+"""The result store: one interface, three backends chosen by configuration.
+
+* ``SqlResultStore``: SQLite (the embedded default) and PostgreSQL / Supabase's database by URL,
+  one SQLAlchemy code path; the dialect differences (upsert, JSON) live in ``_upsert`` and
+  ``schema.JSON``. Each write of one asset for one partition is one transaction.
+* ``SupabaseResultStore``: Supabase's REST API (PostgREST) through the ``supabase`` client,
+  for deployments that only have an API key.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +21,7 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from watchme_pipeline import schema
+from watchme_pipeline.migrations import migrate
 from watchme_pipeline.schema import STAGES
 
 
@@ -34,8 +42,48 @@ def clean_value(value: Any) -> Any:
     return value
 
 
+class ResultStoreError(RuntimeError):
+    """A write or read the backend refused; the message names the table."""
+
+
 class ResultStore(dg.ConfigurableResource):
     """Tables of the brief, written with upserts keyed on their primary keys."""
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def replace_partition(self, table_name: str, device_id: str, date: str,
+                          rows: Sequence[dict], only_keys: bool = False) -> None:
+        """Upsert ``rows`` for one device-day (old rows or new, never half, on SQL).
+
+        Unless ``only_keys``, per-slot rows of the day that are not in ``rows`` are deleted,
+        so the table holds exactly what the last materialization computed.
+        """
+        raise NotImplementedError
+
+    def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def register_recordings(self, rows: Sequence[dict]) -> None:
+        """Insert newly found recordings as pending; refresh file facts, keep their statuses."""
+        raise NotImplementedError
+
+    def set_status(self, device_id: str, recorded_at: Iterable[dt.datetime], stage: str,
+                   status: str, error: str | None = None) -> None:
+        raise NotImplementedError
+
+
+FACT_COLUMNS = ["file_path", "file_size", "duration_s", "sample_rate", "decodes", "updated_at"]
+DONE = ("completed", "superseded")
+
+
+def _check_status(stage: str, status: str) -> None:
+    if stage not in STAGES or status not in schema.STATUSES:
+        raise ValueError(f"unknown stage/status {stage!r}/{status!r}")
+
+
+class SqlResultStore(ResultStore):
+    """SQLite or PostgreSQL by SQLAlchemy URL (``postgresql+psycopg://…`` for PostgreSQL)."""
 
     database_url: str
 
@@ -48,8 +96,9 @@ class ResultStore(dg.ConfigurableResource):
             if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             connect_args = {"timeout": 30} if url.get_backend_name() == "sqlite" else {}
-            self._engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-            schema.metadata.create_all(self._engine)  # created with its schema on first use
+            engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+            migrate(engine)  # created (or brought up to date) on first use
+            self._engine = engine
         return self._engine
 
     def describe(self) -> str:
@@ -80,11 +129,6 @@ class ResultStore(dg.ConfigurableResource):
 
     def replace_partition(self, table_name: str, device_id: str, date: str,
                           rows: Sequence[dict], only_keys: bool = False) -> None:
-        """Upsert ``rows`` for one device-day in one transaction (old rows or new, never half).
-
-        Unless ``only_keys``, rows of the day that are not in ``rows`` are deleted, so the
-        table holds exactly what the last materialization computed.
-        """
         table = schema.TABLES[table_name]
         with self.engine.begin() as conn:
             if not only_keys and "time_block" in table.c:
@@ -109,17 +153,14 @@ class ResultStore(dg.ConfigurableResource):
     # -- audio_files ---------------------------------------------------------------------------
 
     def register_recordings(self, rows: Sequence[dict]) -> None:
-        """Insert newly found recordings as pending; refresh file facts, keep their statuses."""
-        facts = ["file_path", "file_size", "duration_s", "sample_rate", "decodes", "updated_at"]
         now = _now()
         with self.engine.begin() as conn:
             self._upsert(conn, schema.audio_files, [{**r, "updated_at": now} for r in rows],
-                         update=facts)
+                         update=FACT_COLUMNS)
 
     def set_status(self, device_id: str, recorded_at: Iterable[dt.datetime], stage: str,
                    status: str, error: str | None = None) -> None:
-        if stage not in STAGES or status not in schema.STATUSES:
-            raise ValueError(f"unknown stage/status {stage!r}/{status!r}")
+        _check_status(stage, status)
         recorded_at = list(recorded_at)
         if not recorded_at:
             return
@@ -135,10 +176,116 @@ class ResultStore(dg.ConfigurableResource):
             )
             if status == "completed":
                 # A slot that now completes every stage has no error left to show.
-                done = sa.and_(*[t.c[f"{s}_status"].in_(("completed", "superseded"))
-                                 for s in STAGES])
+                done = sa.and_(*[t.c[f"{s}_status"].in_(DONE) for s in STAGES])
                 conn.execute(
                     sa.update(t)
                     .where(t.c.device_id == device_id, t.c.recorded_at.in_(recorded_at), done)
                     .values(error=None)
                 )
+
+
+class SupabaseResultStore(ResultStore):
+    """Supabase's REST API (PostgREST) with the ``supabase`` client: upserts with
+    ``on_conflict`` on the primary key. Not atomic across requests, unlike the SQL backends."""
+
+    url: str
+    key: str  # give it as dg.EnvVar("SUPABASE_KEY"): never in config, logs or metadata
+
+    _client: Any = PrivateAttr(default=None)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from supabase import create_client
+
+            self._client = create_client(self.url, self.key)
+        return self._client
+
+    def describe(self) -> str:
+        return f"supabase REST {self.url}"
+
+    def _run(self, table_name: str, request) -> Any:
+        from postgrest.exceptions import APIError
+
+        try:
+            return request.execute()
+        except APIError as exc:
+            raise ResultStoreError(
+                f"{table_name}: PostgREST error {exc.code}: {exc.message}"
+                + (f" ({exc.hint})" if exc.hint else "")
+            ) from None
+
+    @staticmethod
+    def _json(rows: Sequence[dict]) -> list[dict]:
+        def encode(v: Any) -> Any:
+            return v.isoformat() if isinstance(v, dt.datetime) else v
+
+        return [{k: encode(v) for k, v in clean_value(dict(r)).items()} for r in rows]
+
+    def _upsert_rest(self, table_name: str, rows: Sequence[dict]) -> None:
+        if not rows:
+            return
+        keys = ",".join(c.name for c in schema.TABLES[table_name].primary_key.columns)
+        self._run(table_name, self.client.table(table_name).upsert(
+            self._json(rows), on_conflict=keys, returning="minimal"))
+
+    def replace_partition(self, table_name: str, device_id: str, date: str,
+                          rows: Sequence[dict], only_keys: bool = False) -> None:
+        table = schema.TABLES[table_name]
+        if not only_keys and "time_block" in table.c:
+            keep = ",".join(f'"{r["time_block"]}"' for r in rows)
+            self._run(table_name, self.client.table(table_name).delete()
+                      .eq("device_id", device_id).eq("date", date)
+                      .filter("time_block", "not.in", f"({keep})"))
+        self._upsert_rest(table_name, rows)
+
+    def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
+        table = schema.TABLES[table_name]
+        date_col = "local_date" if table_name == "audio_files" else "date"
+        request = (self.client.table(table_name).select("*")
+                   .eq("device_id", device_id).eq(date_col, date))
+        for col in ("time_block", "recorded_at"):
+            if col in table.c:
+                request = request.order(col)
+        df = pd.DataFrame(self._run(table_name, request).data,
+                          columns=[c.name for c in table.columns])
+        for c in table.columns:
+            if isinstance(c.type, schema.UTCDateTime) and len(df):
+                df[c.name] = pd.to_datetime(df[c.name], utc=True).dt.to_pydatetime()
+        return df
+
+    def register_recordings(self, rows: Sequence[dict]) -> None:
+        now = _now()
+        # Only keys and file facts are sent: merge-duplicates leaves the statuses alone.
+        self._upsert_rest("audio_files", [
+            {k: v for k, v in {**r, "updated_at": now}.items()
+             if k in (*FACT_COLUMNS, "device_id", "recorded_at", "local_date", "time_block")}
+            for r in rows
+        ])
+
+    def set_status(self, device_id: str, recorded_at: Iterable[dt.datetime], stage: str,
+                   status: str, error: str | None = None) -> None:
+        _check_status(stage, status)
+        stamps = [t.astimezone(dt.UTC).isoformat() for t in recorded_at]
+        if not stamps:
+            return
+        values: dict[str, Any] = {f"{stage}_status": status, "updated_at": _now().isoformat()}
+        if status == "failed":
+            values["error"] = error
+        table = self.client.table("audio_files")
+        self._run("audio_files", table.update(values).eq("device_id", device_id)
+                  .in_("recorded_at", stamps))
+        if status == "completed":
+            request = table.update({"error": None}).eq("device_id", device_id).in_(
+                "recorded_at", stamps)
+            for s in STAGES:
+                request = request.in_(f"{s}_status", list(DONE))
+            self._run("audio_files", request)
+
+
+def result_store_from_env(env: Mapping[str, str], default_url: str) -> ResultStore:
+    """WATCHME_DATABASE_URL wins; else SUPABASE_URL + SUPABASE_KEY; else the SQLite default."""
+    url = env.get("WATCHME_DATABASE_URL")
+    if not url and env.get("SUPABASE_URL") and env.get("SUPABASE_KEY"):
+        return SupabaseResultStore(url=env["SUPABASE_URL"], key=dg.EnvVar("SUPABASE_KEY"))
+    return SqlResultStore(database_url=url or default_url)
