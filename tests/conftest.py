@@ -140,3 +140,25 @@ def tick(instance: dg.DagsterInstance, store, cursor: str | None = None) -> dg.S
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return result
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the session; each test gets its own database."""
+    from pg import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request, tmp_path) -> str:
+    """The same store tests on SQLite and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    cluster = request.getfixturevalue("postgres")
+    import re
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:60]
+    return cluster.create_database(name)
