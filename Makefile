@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint sample clean bench-sensor
+.PHONY: install demo test dev lint sample clean bench-sensor bench-store
 
 install: $(VENV)/.installed
 
@@ -38,3 +38,7 @@ clean:
 # One sensor tick over 10,000 keys against moto's S3 server on loopback.
 bench-sensor: install
 	$(PY) benchmarks/sensor_tick.py 10000
+
+# Rows written per second for device-days on SQLite and a throwaway local PostgreSQL.
+bench-store: install
+	$(PY) benchmarks/store_rows.py 20

@@ -146,3 +146,28 @@ def test_two_processes_write_different_partitions_at_once(sql_url):
     for device in ("dev-a", "dev-b"):
         df = store.read("vibe_whisper", device, "2025-07-18")
         assert len(df) == 48 and (df.transcription.str.startswith(f"{device}-14-")).all()
+
+
+def test_migrate_command_says_what_it_did(postgres):
+    import subprocess
+    import sys
+
+    url = postgres.create_database("migrate_cli")
+    cmd = [sys.executable, "-m", "watchme_pipeline", "migrate", "--url", url]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
+    assert "applied 0001_initial.sql" in first.stdout
+    assert "1 change(s) applied" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
+    assert second.stdout.strip().endswith("up to date")
+
+
+def test_whole_day_on_postgresql(postgres, resources, instance, sample_day):
+    from conftest import DATE, DEVICE, materialize_day
+
+    store = SqlResultStore(database_url=postgres.create_database("whole_day"))
+    assert materialize_day({**resources, "result_store": store}, instance).success
+    files = store.read("audio_files", DEVICE, DATE)
+    assert len(files) == 38 and (files.transcriptions_status == "completed").sum() == 37
+    assert len(store.read("behavior_yamnet", DEVICE, DATE)) == 37
+    scores = store.read("vibe_whisper_summary", DEVICE, DATE).iloc[0].vibe_scores
+    assert len(scores) == 48 and sum(s is None for s in scores) == 11

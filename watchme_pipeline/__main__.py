@@ -1,4 +1,4 @@
-"""Command line: ``python -m watchme_pipeline {sample,demo}``."""
+"""Command line: ``python -m watchme_pipeline {sample,demo,migrate,profile}``."""
 
 from __future__ import annotations
 
@@ -91,6 +91,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"chart: {chart['chart_path']}")
 
 
+def cmd_migrate(args: argparse.Namespace) -> None:
+    import sqlalchemy as sa
+
+    from watchme_pipeline.migrations import migrate
+    from watchme_pipeline.settings import load_settings
+
+    url = args.url or load_settings().database_url
+    engine = sa.create_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    done = migrate(engine)
+    for line in done:
+        print(line)
+    print(f"{shown}: {'up to date' if not done else f'{len(done)} change(s) applied'}")
+
+
 def print_day_table(slots: list[dict], scores: list[int | None]) -> None:
     print(f"{'slot':5}  {'transcript':32}  {'top event':24}  {'emotion':7}  score")
     for s, score in zip(slots, scores):
@@ -117,12 +132,14 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--date", default=DEMO_DATE)
         p.add_argument("--seconds", type=float, default=60.0, help="length of each recording")
     sample.add_argument("--store", help="audio store folder (default: WATCHME_AUDIO_STORE)")
+    migrate = sub.add_parser("migrate", help="create or update the result tables")
+    migrate.add_argument("--url", help="database URL (default: WATCHME_DATABASE_URL)")
     args = parser.parse_args(argv)
     if args.command == "profile":
         print(os.environ.get("WATCHME_MODEL_PROFILE")
               or ("standard" if standard_models_available() else "tiny"))
         return
-    {"sample": cmd_sample, "demo": cmd_demo}[args.command](args)
+    {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate}[args.command](args)
 
 
 if __name__ == "__main__":
