@@ -9,9 +9,9 @@ import dagster as dg
 from watchme_pipeline.assets import ALL_ASSETS
 from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import (
-    LocalMoodScorer,
     ModelRegistry,
     audio_store_from_url,
+    mood_scorer_from_env,
     result_store_from_env,
 )
 from watchme_pipeline.sensors import new_audio_sensor
@@ -38,7 +38,7 @@ def build_resources(settings: Settings) -> dict:
             emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
             memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
         ),
-        "mood_scorer": LocalMoodScorer(),
+        "mood_scorer": mood_scorer_from_env(env),
     }
 
 

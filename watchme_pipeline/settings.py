@@ -10,7 +10,8 @@
 | WATCHME_MODEL_PROFILE | standard | standard checkpoints by id, or tiny random-weight models |
 | WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL | see ModelRegistry | id or path |
 | WATCHME_MODEL_MEMORY_MB | 1536 | the model memory budget |
-| WATCHME_LANGUAGE | ja | transcription and prompt language (ja, en; 'auto' detects speech) |
+| WATCHME_LANGUAGE | ja | transcription language (a Whisper code; 'auto' detects) |
+| WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Settings:
     start_date: str
     model_profile: str
     language: str
+    prompt_language: str
 
     @property
     def tz(self) -> ZoneInfo:
@@ -51,6 +53,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         start_date=env.get("WATCHME_START_DATE") or "2025-01-01",
         model_profile=env.get("WATCHME_MODEL_PROFILE") or "standard",
         language=env.get("WATCHME_LANGUAGE") or "ja",
+        prompt_language=env.get("WATCHME_PROMPT_LANGUAGE") or "ja",
     )
+    if settings.prompt_language not in ("ja", "en"):
+        raise ValueError(f"WATCHME_PROMPT_LANGUAGE={settings.prompt_language!r}: use ja or en")
     ZoneInfo(settings.timezone)  # fail at load with the bad name, not later in a run
     return settings

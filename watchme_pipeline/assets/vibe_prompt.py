@@ -62,9 +62,8 @@ def vibe_prompt(
     result_store: ResultStore,
 ) -> dict:
     day = device_day(context)
-    language = load_settings().language
     slots = slot_summaries(raw_audio, transcripts, event_scores, emotion_scores)
-    prompt = build_prompt(day.device_id, day.date, slots, "en" if language == "en" else "ja")
+    prompt = build_prompt(day.device_id, day.date, slots, load_settings().prompt_language)
     processed = [s.slot for s in slots if s.recorded]
     missing = [s.slot for s in slots if not s.recorded]
     result_store.replace_partition("vibe_whisper_prompt", day.device_id, day.date, [{

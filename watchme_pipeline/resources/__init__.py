@@ -8,7 +8,12 @@ from watchme_pipeline.resources.audio_store import (
     audio_store_from_url,
 )
 from watchme_pipeline.resources.model_registry import ModelRegistry
-from watchme_pipeline.resources.mood_scorer import LocalMoodScorer, MoodScorer
+from watchme_pipeline.resources.mood_scorer import (
+    LocalMoodScorer,
+    MoodScorer,
+    OpenAIMoodScorer,
+    mood_scorer_from_env,
+)
 from watchme_pipeline.resources.result_store import (
     ResultStore,
     ResultStoreError,
@@ -23,6 +28,7 @@ __all__ = [
     "LocalMoodScorer",
     "ModelRegistry",
     "MoodScorer",
+    "OpenAIMoodScorer",
     "ResultStore",
     "ResultStoreError",
     "SqlResultStore",
@@ -30,5 +36,6 @@ __all__ = [
     "S3AudioStore",
     "StoredObject",
     "audio_store_from_url",
+    "mood_scorer_from_env",
     "result_store_from_env",
 ]
