@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from watchme_pipeline.audio import AudioDecodeError, DecodedAudio, decode
-from watchme_pipeline.partitions import DeviceDay, parse_partition_key
+from watchme_pipeline.partitions import DeviceDay, device_day_partitions, parse_partition_key
 from watchme_pipeline.resources import AudioStore, ResultStore
 from watchme_pipeline.slots import InvalidIdentifier
 
@@ -22,11 +22,31 @@ _DECODED: OrderedDict[tuple[str, str], DecodedAudio | AudioDecodeError] = Ordere
 _DECODED_MAX = 96
 
 
-def device_day(context: dg.AssetExecutionContext) -> DeviceDay:
+def device_days(context: dg.AssetExecutionContext) -> list[tuple[str, DeviceDay]]:
+    """The run's partitions as (key, DeviceDay): one for a plain run, several for a backfill
+    run that batches partitions (the model stages' BackfillPolicy)."""
     try:
-        return parse_partition_key(context.partition_key)
+        return [(str(k), parse_partition_key(k)) for k in context.partition_keys]
     except InvalidIdentifier as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def per_partition(context: dg.AssetExecutionContext,
+                  compute: Callable[[str, DeviceDay], tuple[Any, dict]]) -> Any:
+    """Run ``compute(key, day)`` for each partition of the run; each partition gets its own
+    metadata. Returns the value, or a dict by partition key when the run has several (what
+    Dagster's IO managers expect for a multi-partition output)."""
+    values = {}
+    for key, day in device_days(context):
+        value, metadata = compute(key, day)
+        context.add_asset_metadata(metadata, partition_key=key)
+        values[key] = value
+    return values if len(values) > 1 else next(iter(values.values()))
+
+
+def for_partition(value: Any, key: str, context: dg.AssetExecutionContext) -> Any:
+    """An upstream input for one partition (inputs of multi-partition runs are dicts)."""
+    return value[key] if len(context.partition_keys) > 1 else value
 
 
 def decoded_audio(run_id: str, audio_store: AudioStore, key: str) -> DecodedAudio:
@@ -63,6 +83,7 @@ def preview(df: pd.DataFrame, columns: list[str], rows: int = 48) -> dg.Metadata
 
 def run_stage(
     context: dg.AssetExecutionContext,
+    day: DeviceDay,
     *,
     stage: str,
     raw_audio: pd.DataFrame,
@@ -78,7 +99,6 @@ def run_stage(
     marked processing, computed together (batched), written in one transaction and marked
     completed. A recording that cannot be decoded fails its own slot with the reason.
     """
-    day = device_day(context)
     status_col = f"{stage}_status"
     current = current_recordings(raw_audio)
     states = result_store.read("audio_files", day.device_id, day.date).set_index("file_path")
@@ -121,3 +141,26 @@ def run_stage(
         "stage_seconds": round(seconds, 2),
         "seconds_per_audio_minute": round(seconds / audio_min, 2) if audio_min else 0.0,
     }
+
+
+# Transient faults (S3, the database, an LLM) are retried with backoff; faults of the input
+# raise dg.Failure(allow_retries=False) or fail their own slot, so they are never retried.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL,
+                                 jitter=dg.Jitter.PLUS_MINUS)
+# A backfill batches up to 10 device-days per run, so each run loads each model once for all
+# of them. Every asset carries the same policy: assets with different policies would be split
+# into separate runs. (Multi-partition ranges keep one dimension fixed, so a batch is up to
+# 10 dates of one device.)
+BATCHED_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=10)
+# Re-materialize when any upstream partition changes, for every date: the default eager()
+# only looks at the latest day, which would ignore late uploads.
+ON_UPSTREAM_CHANGE = dg.AutomationCondition.eager().without(
+    dg.AutomationCondition.in_latest_time_window()
+)
+ASSET_DEFAULTS: dict[str, Any] = {
+    "partitions_def": device_day_partitions,
+    "group_name": GROUP,
+    "owners": ["team:watchme"],
+    "backfill_policy": BATCHED_BACKFILL,
+    "retry_policy": TRANSIENT_RETRY,
+}

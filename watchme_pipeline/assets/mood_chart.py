@@ -7,9 +7,13 @@ import time
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import GROUP, device_day
+from watchme_pipeline.assets.common import (
+    ASSET_DEFAULTS,
+    ON_UPSTREAM_CHANGE,
+    for_partition,
+    per_partition,
+)
 from watchme_pipeline.chart import render_chart
-from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import AudioStore, MoodScorer, ResultStore
 from watchme_pipeline.scoring import MalformedReply, MoodResult, SlotSummary, validate_reply
 from watchme_pipeline.slots import SLOTS
@@ -37,11 +41,10 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary], l
 
 
 @dg.asset(
-    partitions_def=device_day_partitions,
-    group_name=GROUP,
+    **ASSET_DEFAULTS,
     kinds={"python", "sql"},
-    owners=["team:watchme"],
     tags={"stage": "aggregate"},
+    automation_condition=ON_UPSTREAM_CHANGE,
     description="Per-slot mood −100…100 (null where there is no recording), the day's average, "
     "positive/negative/neutral hours, insights and notable changes, validated whatever the "
     "scorer replied, plus the chart image. Stored in `vibe_whisper_summary`.",
@@ -53,33 +56,37 @@ def mood_chart(
     result_store: ResultStore,
     mood_scorer: MoodScorer,
 ) -> dict:
-    day = device_day(context)
-    slots = [SlotSummary(**s) for s in vibe_prompt["slots"]]
-    result = score_validated(mood_scorer, vibe_prompt["prompt"], slots, context.log)
-    for warning in result.warnings:
-        context.log.warning(warning)
-    png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}", result.vibe_changes)
-    chart_path = audio_store.write(f"charts/{day.device_id}/{day.date}/mood_chart.png", png,
-                                   "image/png")
-    record = {
-        "device_id": day.device_id, "date": day.date, "vibe_scores": result.vibe_scores,
-        "average_score": result.average_score, "positive_hours": result.positive_hours,
-        "negative_hours": result.negative_hours, "neutral_hours": result.neutral_hours,
-        "insights": result.insights, "vibe_changes": result.vibe_changes,
-        "chart_path": chart_path, "scorer": mood_scorer.name(),
-        "processed_at": dt.datetime.now(dt.UTC),
-    }
-    result_store.replace_partition("vibe_whisper_summary", day.device_id, day.date, [record])
-    image = base64.b64encode(png).decode()
-    context.add_output_metadata({
-        "chart": dg.MetadataValue.md(f"![mood chart](data:image/png;base64,{image})"),
-        "chart_path": dg.MetadataValue.path(chart_path),
-        "average_score": result.average_score,
-        "positive_hours": result.positive_hours,
-        "negative_hours": result.negative_hours,
-        "neutral_hours": result.neutral_hours,
-        "scored_slots": sum(1 for s in result.vibe_scores if s is not None),
-        "scorer": mood_scorer.name(),
-        "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
-    })
-    return record
+    def one_day(key, day):
+        day_prompt = for_partition(vibe_prompt, key, context)
+        slots = [SlotSummary(**s) for s in day_prompt["slots"]]
+        result = score_validated(mood_scorer, day_prompt["prompt"], slots, context.log)
+        for warning in result.warnings:
+            context.log.warning(warning)
+        png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}",
+                              result.vibe_changes)
+        chart_path = audio_store.write(f"charts/{day.device_id}/{day.date}/mood_chart.png", png,
+                                       "image/png")
+        record = {
+            "device_id": day.device_id, "date": day.date, "vibe_scores": result.vibe_scores,
+            "average_score": result.average_score, "positive_hours": result.positive_hours,
+            "negative_hours": result.negative_hours, "neutral_hours": result.neutral_hours,
+            "insights": result.insights, "vibe_changes": result.vibe_changes,
+            "chart_path": chart_path, "scorer": mood_scorer.name(),
+            "processed_at": dt.datetime.now(dt.UTC),
+        }
+        result_store.replace_partition("vibe_whisper_summary", day.device_id, day.date, [record])
+        image = base64.b64encode(png).decode()
+        meta = {
+            "chart": dg.MetadataValue.md(f"![mood chart](data:image/png;base64,{image})"),
+            "chart_path": dg.MetadataValue.path(chart_path),
+            "average_score": result.average_score,
+            "positive_hours": result.positive_hours,
+            "negative_hours": result.negative_hours,
+            "neutral_hours": result.neutral_hours,
+            "scored_slots": sum(1 for s in result.vibe_scores if s is not None),
+            "scorer": mood_scorer.name(),
+            "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
+        }
+        return record, meta
+
+    return per_partition(context, one_day)

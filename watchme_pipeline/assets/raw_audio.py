@@ -1,12 +1,11 @@
 """raw_audio: the day's recordings of one device, registered in audio_files."""
 
-
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import GROUP, decoded_audio, device_day, preview
+from watchme_pipeline.assets.common import ASSET_DEFAULTS, decoded_audio, per_partition, preview
 from watchme_pipeline.audio import AudioDecodeError
-from watchme_pipeline.partitions import device_day_partitions
+from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, ResultStore
 from watchme_pipeline.schema import STAGES
 from watchme_pipeline.settings import load_settings
@@ -16,21 +15,8 @@ COLUMNS = ["slot", "key", "recorded_at", "size", "duration_s", "sample_rate", "d
            "error", "superseded"]
 
 
-@dg.asset(
-    partitions_def=device_day_partitions,
-    group_name=GROUP,
-    kinds={"python", "s3"},
-    owners=["team:watchme"],
-    tags={"stage": "ingest"},
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
-    description="The device-day's recordings in the audio store: slot, key, size, duration, "
-    "sample rate and whether each decodes; registered in `audio_files` (pending for every "
-    "stage, failed with the reason for files that do not decode).",
-)
-def raw_audio(
-    context: dg.AssetExecutionContext, audio_store: AudioStore, result_store: ResultStore
-) -> pd.DataFrame:
-    day = device_day(context)
+def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_store: AudioStore,
+                    result_store: ResultStore) -> tuple[pd.DataFrame, dict]:
     tz = load_settings().tz
     objects = list(audio_store.list_objects(day_prefix(day.device_id, day.date)))
     if not objects and not any(
@@ -68,26 +54,40 @@ def raw_audio(
          "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes}
         for r in df.itertuples()
     ])
+    bad = df[~df.decodes & ~df.superseded]
     for stage in STAGES:
         result_store.set_status(day.device_id, df[df.superseded].recorded_at, stage, "superseded")
-        bad = df[~df.decodes & ~df.superseded]
         for r in bad.itertuples():
             result_store.set_status(day.device_id, [r.recorded_at], stage, "failed", r.error)
     for key, reason in skipped.items():
         context.log.warning(f"skipped key {key}: {reason}")
-    for r in df[~df.decodes].itertuples():
+    for r in bad.itertuples():
         context.log.warning(f"{day}: slot {r.slot} failed: {r.error}")
-    context.add_output_metadata({
+    metadata = {
         "slots_found": int(df.slot.nunique()) if len(df) else 0,
         "recordings": len(df),
-        "slots_failed": int((~df.decodes & ~df.superseded).sum()),
-        "failed_slots": dg.MetadataValue.json(
-            {r.slot: r.error for r in df[~df.decodes].itertuples()}
-        ),
+        "slots_failed": len(bad),
+        "failed_slots": dg.MetadataValue.json({r.slot: r.error for r in bad.itertuples()}),
         "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),
         "skipped_keys": dg.MetadataValue.json(skipped),
         "audio_minutes": round(float(df.duration_s.fillna(0).sum()) / 60, 2),
         "audio_store": audio_store.describe(),
         "preview": preview(df, ["slot", "key", "duration_s", "sample_rate", "decodes", "error"]),
-    })
-    return df
+    }
+    return df, metadata
+
+
+@dg.asset(
+    **ASSET_DEFAULTS,
+    kinds={"python", "s3"},
+    tags={"stage": "ingest"},
+    description="The device-day's recordings in the audio store: slot, key, size, duration, "
+    "sample rate and whether each decodes; registered in `audio_files` (pending for every "
+    "stage, failed with the reason for files that do not decode).",
+)
+def raw_audio(
+    context: dg.AssetExecutionContext, audio_store: AudioStore, result_store: ResultStore
+) -> pd.DataFrame:
+    return per_partition(
+        context, lambda key, day: find_recordings(context, day, audio_store, result_store)
+    )

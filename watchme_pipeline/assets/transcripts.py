@@ -1,14 +1,18 @@
 """transcripts: Whisper text per slot, empty for silence and noise → vibe_whisper."""
 
-
 import datetime as dt
 
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import GROUP, device_day, preview, run_stage
+from watchme_pipeline.assets.common import (
+    ASSET_DEFAULTS,
+    for_partition,
+    per_partition,
+    preview,
+    run_stage,
+)
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
-from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.settings import load_settings
 
@@ -18,10 +22,8 @@ class StageConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=device_day_partitions,
-    group_name=GROUP,
+    **ASSET_DEFAULTS,
     kinds={"pytorch", "sql"},
-    owners=["team:watchme"],
     tags={"stage": "model"},
     pool="models",
     description="Whisper transcript per slot (openai-whisper). Slots without voice are not "
@@ -36,24 +38,26 @@ def transcripts(
     result_store: ResultStore,
     model_registry: ModelRegistry,
 ) -> pd.DataFrame:
-    day = device_day(context)
     language = load_settings().language
     settings = WhisperSettings(language=None if language == "auto" else language)
 
-    def compute(audios):
-        loaded = model_registry.get("whisper")
-        results = transcribe(loaded.model, audios, settings)
-        now = dt.datetime.now(dt.UTC)
-        return [{"device_id": day.device_id, "date": day.date, "time_block": slot,
-                 "transcription": r.text, "model": loaded.model_id, "processed_at": now}
-                for slot, r in results.items()]
+    def one_day(key, day):
+        def compute(audios):
+            loaded = model_registry.get("whisper")
+            results = transcribe(loaded.model, audios, settings)
+            now = dt.datetime.now(dt.UTC)
+            return [{"device_id": day.device_id, "date": day.date, "time_block": slot,
+                     "transcription": r.text, "model": loaded.model_id, "processed_at": now}
+                    for slot, r in results.items()]
 
-    meta = run_stage(context, stage="transcriptions", raw_audio=raw_audio,
-                     audio_store=audio_store, result_store=result_store,
-                     recompute=config.recompute, compute=compute, table="vibe_whisper")
-    df = result_store.read("vibe_whisper", day.device_id, day.date)
-    meta["slots_with_speech"] = int((df.transcription.fillna("") != "").sum())
-    meta["model"] = model_registry.model_id("whisper")
-    meta["preview"] = preview(df, ["time_block", "transcription"])
-    context.add_output_metadata(meta)
-    return df
+        meta = run_stage(context, day, stage="transcriptions",
+                         raw_audio=for_partition(raw_audio, key, context),
+                         audio_store=audio_store, result_store=result_store,
+                         recompute=config.recompute, compute=compute, table="vibe_whisper")
+        df = result_store.read("vibe_whisper", day.device_id, day.date)
+        meta["slots_with_speech"] = int((df.transcription.fillna("") != "").sum())
+        meta["model"] = model_registry.model_id("whisper")
+        meta["preview"] = preview(df, ["time_block", "transcription"])
+        return df, meta
+
+    return per_partition(context, one_day)

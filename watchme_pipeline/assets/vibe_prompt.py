@@ -7,9 +7,14 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import GROUP, current_recordings, device_day
+from watchme_pipeline.assets.common import (
+    ASSET_DEFAULTS,
+    ON_UPSTREAM_CHANGE,
+    current_recordings,
+    for_partition,
+    per_partition,
+)
 from watchme_pipeline.assets.emotion_scores import LABEL_COLUMNS
-from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.prompt import build_prompt
 from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.scoring import SlotSummary
@@ -44,11 +49,10 @@ def slot_summaries(raw_audio: pd.DataFrame, transcripts: pd.DataFrame,
 
 
 @dg.asset(
-    partitions_def=device_day_partitions,
-    group_name=GROUP,
+    **ASSET_DEFAULTS,
     kinds={"python", "sql"},
-    owners=["team:watchme"],
     tags={"stage": "aggregate"},
+    automation_condition=ON_UPSTREAM_CHANGE,
     description="The day's LLM prompt: one line per slot `[HH-MM] text` with top sound events "
     "and dominant emotion, `(発話なし)` for recorded slots without speech and missing slots "
     "written out. Stored in `vibe_whisper_prompt`.",
@@ -61,22 +65,27 @@ def vibe_prompt(
     emotion_scores: pd.DataFrame,
     result_store: ResultStore,
 ) -> dict:
-    day = device_day(context)
-    slots = slot_summaries(raw_audio, transcripts, event_scores, emotion_scores)
-    prompt = build_prompt(day.device_id, day.date, slots, load_settings().prompt_language)
-    processed = [s.slot for s in slots if s.recorded]
-    missing = [s.slot for s in slots if not s.recorded]
-    result_store.replace_partition("vibe_whisper_prompt", day.device_id, day.date, [{
-        "device_id": day.device_id, "date": day.date, "prompt": prompt,
-        "processed_files": len(processed), "missing_files": missing,
-        "generated_at": dt.datetime.now(dt.UTC),
-    }])
-    context.add_output_metadata({
-        "processed_slots": len(processed),
-        "missing_slots": len(missing),
-        "failed_slots": sum(1 for s in slots if s.failed),
-        "missing": dg.MetadataValue.json(missing),
-        "prompt": dg.MetadataValue.md(f"```\n{prompt}\n```"),
-    })
-    return {"device_id": day.device_id, "date": day.date, "prompt": prompt,
-            "slots": [dataclasses.asdict(s) for s in slots]}
+    language = load_settings().prompt_language
+
+    def one_day(key, day):
+        slots = slot_summaries(*(for_partition(v, key, context) for v in
+                                 (raw_audio, transcripts, event_scores, emotion_scores)))
+        prompt = build_prompt(day.device_id, day.date, slots, language)
+        processed = [s.slot for s in slots if s.recorded]
+        missing = [s.slot for s in slots if not s.recorded]
+        result_store.replace_partition("vibe_whisper_prompt", day.device_id, day.date, [{
+            "device_id": day.device_id, "date": day.date, "prompt": prompt,
+            "processed_files": len(processed), "missing_files": missing,
+            "generated_at": dt.datetime.now(dt.UTC),
+        }])
+        meta = {
+            "processed_slots": len(processed),
+            "missing_slots": len(missing),
+            "failed_slots": sum(1 for s in slots if s.failed),
+            "missing": dg.MetadataValue.json(missing),
+            "prompt": dg.MetadataValue.md(f"```\n{prompt}\n```"),
+        }
+        return {"device_id": day.device_id, "date": day.date, "prompt": prompt,
+                "slots": [dataclasses.asdict(s) for s in slots]}, meta
+
+    return per_partition(context, one_day)
