@@ -23,6 +23,7 @@ from watchme_pipeline.resources import (  # noqa: E402
     ModelRegistry,
     SqlResultStore,
 )
+from watchme_pipeline.resources.io_manager import result_store_io_manager  # noqa: E402
 from watchme_pipeline.sample_data import write_sample_day  # noqa: E402
 
 MODEL_CACHE = _SESSION_DIR / "models"
@@ -54,6 +55,7 @@ def resources(tiny_models, audio_store, result_store) -> dict:
         "result_store": result_store,
         "model_registry": ModelRegistry(profile="tiny", cache_dir=str(tiny_models)),
         "mood_scorer": LocalMoodScorer(),
+        "io_manager": result_store_io_manager,
     }
 
 

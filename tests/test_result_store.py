@@ -32,10 +32,10 @@ def test_migrations_are_idempotent_and_match_the_schema(sql_url):
         assert inspector.get_pk_constraint(name)["constrained_columns"] == [
             c.name for c in table.primary_key.columns], name
     if engine.dialect.name == "postgresql":
-        assert first == ["applied 0001_initial.sql"]
+        assert first == ["applied 0001_initial.sql", "applied 0002_run_failures.sql"]
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("select version from schema_migrations").scalars().all(
-                ) == ["0001_initial"]
+            assert conn.exec_driver_sql("select version from schema_migrations order by 1"
+                                        ).scalars().all() == ["0001_initial", "0002_run_failures"]
             kind = conn.exec_driver_sql(
                 "select data_type from information_schema.columns where table_name = "
                 "'behavior_yamnet' and column_name = 'events'").scalar()
@@ -156,7 +156,7 @@ def test_migrate_command_says_what_it_did(postgres):
     cmd = [sys.executable, "-m", "watchme_pipeline", "migrate", "--url", url]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert "applied 0001_initial.sql" in first.stdout
-    assert "1 change(s) applied" in first.stdout
+    assert "2 change(s) applied" in first.stdout
     second = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert second.stdout.strip().endswith("up to date")
 

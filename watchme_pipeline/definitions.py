@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from watchme_pipeline.assets import ALL_ASSETS
+from watchme_pipeline.checks import ALL_CHECKS
 from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import (
     ModelRegistry,
@@ -14,7 +15,8 @@ from watchme_pipeline.resources import (
     mood_scorer_from_env,
     result_store_from_env,
 )
-from watchme_pipeline.sensors import new_audio_sensor
+from watchme_pipeline.resources.io_manager import result_store_io_manager
+from watchme_pipeline.sensors import new_audio_sensor, record_failed_runs
 from watchme_pipeline.settings import Settings, load_settings
 
 device_day_job = dg.define_asset_job(
@@ -39,13 +41,24 @@ def build_resources(settings: Settings) -> dict:
             memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
         ),
         "mood_scorer": mood_scorer_from_env(env),
+        "io_manager": result_store_io_manager,
     }
 
 
+# Brings vibe_prompt and mood_chart up to date whenever any upstream partition changes
+# (late uploads included); on by default.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "watchme_automation",
+    target=dg.AssetSelection.assets(*ALL_ASSETS),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
     jobs=[device_day_job],
-    sensors=[new_audio_sensor],
+    sensors=[new_audio_sensor, record_failed_runs, automation_sensor],
     resources=build_resources(load_settings()),
     # In-process: the steps of a run share one process, its decoded audio and its models.
     executor=dg.in_process_executor,

@@ -113,4 +113,16 @@ vibe_whisper_summary = sa.Table(
     sa.Column("processed_at", UTCDateTime),
 )
 
+
+run_failures = sa.Table(
+    "run_failures", metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("job_name", sa.Text),
+    sa.Column("partition", sa.Text),
+    sa.Column("steps", sa.Text),
+    sa.Column("error_class", sa.Text),
+    sa.Column("message", sa.Text),
+    sa.Column("failed_at", UTCDateTime),
+)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}

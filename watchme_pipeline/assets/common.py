@@ -15,6 +15,9 @@ from watchme_pipeline.resources import AudioStore, ResultStore
 from watchme_pipeline.slots import InvalidIdentifier
 
 GROUP = "watchme"
+# An asset's value for one partition (a DataFrame or a dict record), or {partition key: value}
+# in a batched backfill run. Dagster types cannot express that union, hence Any.
+PerPartition = Any
 
 # Decoded audio of the current run, shared by raw_audio and the three model stages so each
 # file is read and resampled once per run (in-process executor). Bounded: about 2 MB/minute.
@@ -69,13 +72,6 @@ def decoded_audio(run_id: str, audio_store: AudioStore, key: str) -> DecodedAudi
     return value
 
 
-def current_recordings(raw: pd.DataFrame) -> pd.DataFrame:
-    """The recording whose results a slot shows: the latest of each slot."""
-    if raw.empty:
-        return raw
-    return raw[~raw["superseded"]]
-
-
 def preview(df: pd.DataFrame, columns: list[str], rows: int = 48) -> dg.MetadataValue:
     cols = [c for c in columns if c in df.columns]
     return dg.MetadataValue.md(df[cols].head(rows).to_markdown(index=False) if len(df) else "-")
@@ -100,7 +96,7 @@ def run_stage(
     completed. A recording that cannot be decoded fails its own slot with the reason.
     """
     status_col = f"{stage}_status"
-    current = current_recordings(raw_audio)
+    current = raw_audio[~raw_audio.superseded]
     states = result_store.read("audio_files", day.device_id, day.date).set_index("file_path")
     todo = [
         r for r in current.itertuples()

@@ -7,18 +7,17 @@ import pandas as pd
 
 from watchme_pipeline.assets.common import (
     ASSET_DEFAULTS,
+    PerPartition,
     for_partition,
     per_partition,
     preview,
     run_stage,
 )
 from watchme_pipeline.assets.transcripts import StageConfig
+from watchme_pipeline.day_tables import LABEL_COLUMNS
 from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.slots import SLOTS
-
-# SUPERB-ER label -> column of emotion_superb
-LABEL_COLUMNS = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"}
 
 
 @dg.asset(
@@ -33,11 +32,11 @@ LABEL_COLUMNS = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"}
 def emotion_scores(
     context: dg.AssetExecutionContext,
     config: StageConfig,
-    raw_audio: pd.DataFrame,
+    raw_audio: PerPartition,
     audio_store: AudioStore,
     result_store: ResultStore,
     model_registry: ModelRegistry,
-) -> pd.DataFrame:
+) -> PerPartition:
     settings = EmotionSettings()
     cols = list(LABEL_COLUMNS.values())
 

@@ -3,10 +3,10 @@
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 
 from watchme_pipeline.assets.common import (
     ASSET_DEFAULTS,
+    PerPartition,
     for_partition,
     per_partition,
     preview,
@@ -29,11 +29,11 @@ from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 def event_scores(
     context: dg.AssetExecutionContext,
     config: StageConfig,
-    raw_audio: pd.DataFrame,
+    raw_audio: PerPartition,
     audio_store: AudioStore,
     result_store: ResultStore,
     model_registry: ModelRegistry,
-) -> pd.DataFrame:
+) -> PerPartition:
     settings = EventSettings()
 
     def one_day(key, day):

@@ -10,6 +10,7 @@ import dagster as dg
 from watchme_pipeline.assets.common import (
     ASSET_DEFAULTS,
     ON_UPSTREAM_CHANGE,
+    PerPartition,
     for_partition,
     per_partition,
 )
@@ -51,11 +52,11 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary], l
 )
 def mood_chart(
     context: dg.AssetExecutionContext,
-    vibe_prompt: dict,
+    vibe_prompt: PerPartition,
     audio_store: AudioStore,
     result_store: ResultStore,
     mood_scorer: MoodScorer,
-) -> dict:
+) -> PerPartition:
     def one_day(key, day):
         day_prompt = for_partition(vibe_prompt, key, context)
         slots = [SlotSummary(**s) for s in day_prompt["slots"]]

@@ -3,16 +3,20 @@
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import ASSET_DEFAULTS, decoded_audio, per_partition, preview
+from watchme_pipeline.assets.common import (
+    ASSET_DEFAULTS,
+    PerPartition,
+    decoded_audio,
+    per_partition,
+    preview,
+)
 from watchme_pipeline.audio import AudioDecodeError
+from watchme_pipeline.day_tables import RECORDING_COLUMNS, recordings
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, ResultStore
 from watchme_pipeline.schema import STAGES
 from watchme_pipeline.settings import load_settings
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, day_prefix, parse_key
-
-COLUMNS = ["slot", "key", "recorded_at", "size", "duration_s", "sample_rate", "decodes",
-           "error", "superseded"]
 
 
 def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_store: AudioStore,
@@ -43,7 +47,7 @@ def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_sto
         except AudioDecodeError as exc:
             row.update(decodes=False, error=str(exc))
         rows.append(row)
-    df = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    df = pd.DataFrame(rows, columns=RECORDING_COLUMNS[:-1])
     # Two files in one slot: both are kept; the latest one gives the slot's results.
     df = df.sort_values(["slot", "recorded_at"]).reset_index(drop=True)
     df["superseded"] = df.duplicated("slot", keep="last") if len(df) else pd.Series(dtype=bool)
@@ -74,7 +78,7 @@ def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_sto
         "audio_store": audio_store.describe(),
         "preview": preview(df, ["slot", "key", "duration_s", "sample_rate", "decodes", "error"]),
     }
-    return df, metadata
+    return recordings(result_store, day), metadata
 
 
 @dg.asset(
@@ -87,7 +91,7 @@ def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_sto
 )
 def raw_audio(
     context: dg.AssetExecutionContext, audio_store: AudioStore, result_store: ResultStore
-) -> pd.DataFrame:
+) -> PerPartition:
     return per_partition(
         context, lambda key, day: find_recordings(context, day, audio_store, result_store)
     )

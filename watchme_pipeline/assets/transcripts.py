@@ -3,10 +3,10 @@
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 
 from watchme_pipeline.assets.common import (
     ASSET_DEFAULTS,
+    PerPartition,
     for_partition,
     per_partition,
     preview,
@@ -33,11 +33,11 @@ class StageConfig(dg.Config):
 def transcripts(
     context: dg.AssetExecutionContext,
     config: StageConfig,
-    raw_audio: pd.DataFrame,
+    raw_audio: PerPartition,
     audio_store: AudioStore,
     result_store: ResultStore,
     model_registry: ModelRegistry,
-) -> pd.DataFrame:
+) -> PerPartition:
     language = load_settings().language
     settings = WhisperSettings(language=None if language == "auto" else language)
 

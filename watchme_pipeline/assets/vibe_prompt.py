@@ -5,47 +5,18 @@ import dataclasses
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 
 from watchme_pipeline.assets.common import (
     ASSET_DEFAULTS,
     ON_UPSTREAM_CHANGE,
-    current_recordings,
+    PerPartition,
     for_partition,
     per_partition,
 )
-from watchme_pipeline.assets.emotion_scores import LABEL_COLUMNS
+from watchme_pipeline.day_tables import slot_summaries
 from watchme_pipeline.prompt import build_prompt
 from watchme_pipeline.resources import ResultStore
-from watchme_pipeline.scoring import SlotSummary
 from watchme_pipeline.settings import load_settings
-from watchme_pipeline.slots import SLOTS
-
-
-def slot_summaries(raw_audio: pd.DataFrame, transcripts: pd.DataFrame,
-                   event_scores: pd.DataFrame, emotion_scores: pd.DataFrame,
-                   ) -> list[SlotSummary]:
-    """One SlotSummary per slot of the day, from the stage tables."""
-    current = {r.slot: r for r in current_recordings(raw_audio).itertuples()}
-    text = dict(zip(transcripts.time_block, transcripts.transcription))
-    events = dict(zip(event_scores.time_block, event_scores.top_events))
-    emotions = {}
-    for r in emotion_scores.itertuples():
-        probs = {label: getattr(r, col) for label, col in LABEL_COLUMNS.items()}
-        if all(v is not None and not pd.isna(v) for v in probs.values()):
-            emotions[r.time_block] = {k: float(v) for k, v in probs.items()}
-    out = []
-    for slot in SLOTS:
-        rec = current.get(slot)
-        out.append(SlotSummary(
-            slot=slot,
-            recorded=bool(rec is not None and rec.decodes),
-            failed=bool(rec is not None and not rec.decodes),
-            transcript=text.get(slot) or None,
-            events=list(events.get(slot) or []),
-            emotion=emotions.get(slot),
-        ))
-    return out
 
 
 @dg.asset(
@@ -59,12 +30,12 @@ def slot_summaries(raw_audio: pd.DataFrame, transcripts: pd.DataFrame,
 )
 def vibe_prompt(
     context: dg.AssetExecutionContext,
-    raw_audio: pd.DataFrame,
-    transcripts: pd.DataFrame,
-    event_scores: pd.DataFrame,
-    emotion_scores: pd.DataFrame,
+    raw_audio: PerPartition,
+    transcripts: PerPartition,
+    event_scores: PerPartition,
+    emotion_scores: PerPartition,
     result_store: ResultStore,
-) -> dict:
+) -> PerPartition:
     language = load_settings().prompt_language
 
     def one_day(key, day):

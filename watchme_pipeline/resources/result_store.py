@@ -72,6 +72,12 @@ class ResultStore(dg.ConfigurableResource):
                    status: str, error: str | None = None) -> None:
         raise NotImplementedError
 
+    def record_run_failure(self, record: dict) -> None:
+        raise NotImplementedError
+
+    def run_failures(self) -> pd.DataFrame:
+        raise NotImplementedError
+
 
 FACT_COLUMNS = ["file_path", "file_size", "duration_s", "sample_rate", "decodes", "updated_at"]
 DONE = ("completed", "superseded")
@@ -149,6 +155,14 @@ class SqlResultStore(ResultStore):
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(*order)).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
+
+    def record_run_failure(self, record: dict) -> None:
+        with self.engine.begin() as conn:
+            self._upsert(conn, schema.run_failures, [record])
+
+    def run_failures(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(schema.run_failures), conn)
 
     # -- audio_files ---------------------------------------------------------------------------
 
@@ -281,6 +295,14 @@ class SupabaseResultStore(ResultStore):
             for s in STAGES:
                 request = request.in_(f"{s}_status", list(DONE))
             self._run("audio_files", request)
+
+
+    def record_run_failure(self, record: dict) -> None:
+        self._upsert_rest("run_failures", [record])
+
+    def run_failures(self) -> pd.DataFrame:
+        data = self._run("run_failures", self.client.table("run_failures").select("*")).data
+        return pd.DataFrame(data, columns=[c.name for c in schema.run_failures.columns])
 
 
 def result_store_from_env(env: Mapping[str, str], default_url: str) -> ResultStore:

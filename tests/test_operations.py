@@ -1,0 +1,120 @@
+"""Asset checks, batched backfill runs, retry policies and the run-failure record."""
+
+import dagster as dg
+import pytest
+from conftest import DATE, DEVICE, materialize_day
+
+from watchme_pipeline.assets import ALL_ASSETS
+from watchme_pipeline.checks import ALL_CHECKS
+from watchme_pipeline.definitions import defs, device_day_job
+from watchme_pipeline.resources import model_registry
+from watchme_pipeline.secrets import redact
+from watchme_pipeline.sensors import record_failed_runs
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_checks_pass_on_the_sample_day(resources, instance, sample_day):
+    result = materialize_day(resources, instance, assets=[*ALL_ASSETS, *ALL_CHECKS])
+    assert result.success
+    checks = check_results(result)
+    assert set(checks) == {"failed_slots_below_threshold", "no_slot_left_pending",
+                           "scores_valid"}
+    assert all(c.passed for c in checks.values())
+    days = checks["failed_slots_below_threshold"].metadata["days"].value
+    assert days[f"{DATE}|{DEVICE}"]["failed"] == 1
+    assert "12-30" in days[f"{DATE}|{DEVICE}"]["reasons"]
+
+
+def test_an_all_corrupt_day_fails_loudly_before_the_models(resources, instance, audio_store):
+    for slot in ("09-00", "09-30", "10-00"):
+        audio_store.write(f"files/{DEVICE}/{DATE}/{slot}/audio.wav", b"RIFF garbage")
+    model_registry.LOAD_LOG.clear()
+    result = materialize_day(resources, instance, assets=[*ALL_ASSETS, *ALL_CHECKS],
+                             raise_on_error=False)
+    assert not result.success
+    check = check_results(result)["failed_slots_below_threshold"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert model_registry.LOAD_LOG == []  # blocked before any model loaded
+    files = resources["result_store"].read("audio_files", DEVICE, DATE)
+    assert list(files.transcriptions_status) == ["failed"] * 3
+
+
+def test_a_batched_backfill_run_loads_each_model_once_for_all_its_days(resources, instance,
+                                                                        sample_day,
+                                                                        audio_store):
+    for key, data in sample_day.items():  # the same recordings on the next day too
+        audio_store.write(key.replace(DATE, "2025-07-19"), data)
+    instance.add_dynamic_partitions("devices", [DEVICE])
+    job = dg.Definitions(assets=ALL_ASSETS, jobs=[device_day_job],
+                         resources=resources).resolve_job_def("device_day_job")
+    model_registry.LOAD_LOG.clear()
+    result = job.execute_in_process(instance=instance, tags={
+        "dagster/asset_partition_range_start": f"{DATE}|{DEVICE}",
+        "dagster/asset_partition_range_end": f"2025-07-19|{DEVICE}"})
+    assert result.success
+    assert sorted(model_registry.LOAD_LOG) == ["emotion", "events", "whisper"]
+    store = resources["result_store"]
+    for date in (DATE, "2025-07-19"):
+        assert len(store.read("vibe_whisper", DEVICE, date)) == 37
+        assert len(store.read("vibe_whisper_summary", DEVICE, date)) == 1
+    mats = result.asset_materializations_for_node("transcripts")
+    assert sorted(m.partition for m in mats) == [f"{DATE}|{DEVICE}", f"2025-07-19|{DEVICE}"]
+    assert all(m.metadata["slots_processed"].value == 37 for m in mats)
+
+
+def test_policies_on_the_graph():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.backfill_policy.max_partitions_per_run == 10
+    job = defs.resolve_job_def("device_day_job")
+    policies = {n.name: n.definition.retry_policy for n in job.nodes if n.name in
+                {"raw_audio", "mood_chart"}}
+    assert all(p.max_retries == 2 and p.backoff == dg.Backoff.EXPONENTIAL
+               for p in policies.values())
+    prompt = graph.get(dg.AssetKey("vibe_prompt"))
+    label = str(prompt.automation_condition.get_label() or prompt.automation_condition)
+    assert "in_latest_time_window" not in label.lower()
+
+
+def test_failed_runs_are_recorded_without_secrets(resources, instance, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
+
+    @dg.op
+    def explode():
+        raise RuntimeError("LLM refused key sk-secret-value-123 at "
+                           "postgresql://u:hunter2@db:5432/x")
+
+    @dg.job(tags={"dagster/partition": f"{DATE}|{DEVICE}"})
+    def failing():
+        explode()
+
+    result = failing.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    failure = [e for e in instance.all_logs(result.run_id)
+               if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"][0]
+    context = dg.build_run_status_sensor_context(
+        sensor_name="record_failed_runs", dagster_event=failure.dagster_event,
+        dagster_instance=instance, dagster_run=run,
+    ).for_run_failure()
+    record_failed_runs(context, result_store=resources["result_store"])
+    rows = resources["result_store"].run_failures()
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert (row.run_id, row.partition, row.steps, row.error_class) == (
+        result.run_id, f"{DATE}|{DEVICE}", "explode", "RuntimeError")
+    assert "LLM refused key ***" in row.message and "u:***@db" in row.message
+    assert "sk-secret-value-123" not in row.message and "hunter2" not in row.message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("key=AKIA1234 and sk-x", "key=*** and sk-x"),
+    ("postgresql+psycopg://me:pw@h/db", "postgresql+psycopg://me:***@h/db"),
+    ("Authorization: Bearer abcdefghijkl", "Authorization: Bearer ***"),
+])
+def test_redact(text, expected):
+    assert redact(text, {"AWS_ACCESS_KEY_ID": "AKIA1234"}) == expected

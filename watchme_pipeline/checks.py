@@ -1,0 +1,93 @@
+"""Asset checks on every device-day partition.
+
+Each check covers all partitions of the run it executes in (one for a plain run, a batch for a
+backfill run) and reports each partition's figures in its metadata.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from watchme_pipeline.assets import mood_chart, raw_audio
+from watchme_pipeline.assets.common import device_days
+from watchme_pipeline.partitions import device_day_partitions
+from watchme_pipeline.resources import ResultStore
+from watchme_pipeline.schema import STAGES
+from watchme_pipeline.slots import SLOTS
+
+FAILED_SLOTS_WARN = 0.10  # warn when more than 10 % of a day's recordings fail
+
+
+def _current(files: pd.DataFrame) -> pd.DataFrame:
+    return files[files.transcriptions_status != "superseded"]
+
+
+@dg.asset_check(
+    asset=raw_audio,
+    partitions_def=device_day_partitions,
+    blocking=True,
+    description="Failed recordings stay below 10 % of the day (WARN, with each reason); a day "
+    "whose every recording fails is an ERROR that stops the run before the models load.",
+)
+def failed_slots_below_threshold(context: dg.AssetCheckExecutionContext,
+                                 result_store: ResultStore) -> dg.AssetCheckResult:
+    per_day, worst = {}, (dg.AssetCheckSeverity.WARN, True)
+    for key, day in device_days(context):
+        files = _current(result_store.read("audio_files", day.device_id, day.date))
+        failed = files[files.decodes.isin([False, 0])]
+        per_day[key] = {"recordings": len(files), "failed": len(failed),
+                        "reasons": dict(zip(failed.time_block, failed.error))}
+        if len(files) and len(failed) == len(files):
+            worst = (dg.AssetCheckSeverity.ERROR, False)
+        elif len(files) and len(failed) / len(files) > FAILED_SLOTS_WARN and worst[1]:
+            worst = (dg.AssetCheckSeverity.WARN, False)
+    return dg.AssetCheckResult(passed=worst[1], severity=worst[0],
+                               metadata={"days": dg.MetadataValue.json(per_day)})
+
+
+@dg.asset_check(
+    asset=mood_chart,
+    partitions_def=device_day_partitions,
+    description="Once the day is charted, no recording is left pending or processing in any "
+    "stage: each is completed, failed (with a reason, retried next run) or superseded.",
+)
+def no_slot_left_pending(context: dg.AssetCheckExecutionContext,
+                         result_store: ResultStore) -> dg.AssetCheckResult:
+    stuck = {}
+    for key, day in device_days(context):
+        files = result_store.read("audio_files", day.device_id, day.date)
+        for stage in STAGES:
+            bad = files[files[f"{stage}_status"].isin(["pending", "processing"])]
+            if len(bad):
+                stuck[f"{key} {stage}"] = sorted(bad.time_block)
+    return dg.AssetCheckResult(passed=not stuck, metadata={"stuck": dg.MetadataValue.json(stuck)})
+
+
+@dg.asset_check(
+    asset=mood_chart,
+    partitions_def=device_day_partitions,
+    description="48 scores on 48 time points, integers within −100…100, null exactly where "
+    "the day has no usable recording.",
+)
+def scores_valid(context: dg.AssetCheckExecutionContext,
+                 result_store: ResultStore) -> dg.AssetCheckResult:
+    problems: dict[str, str] = {}
+    for key, day in device_days(context):
+        rows = result_store.read("vibe_whisper_summary", day.device_id, day.date)
+        if rows.empty:
+            problems[key] = "no vibe_whisper_summary row"
+            continue
+        scores = rows.iloc[0].vibe_scores
+        files = _current(result_store.read("audio_files", day.device_id, day.date))
+        usable = set(files[files.decodes.isin([True, 1])].time_block)
+        if len(scores) != len(SLOTS):
+            problems[key] = f"{len(scores)} time points, expected 48"
+        elif any(s is not None and not (isinstance(s, int) and -100 <= s <= 100)
+                 for s in scores):
+            problems[key] = "a score outside -100..100"
+        elif any((s is None) == (slot in usable) for slot, s in zip(SLOTS, scores)):
+            problems[key] = "null scores do not match the slots without a usable recording"
+    return dg.AssetCheckResult(passed=not problems,
+                               metadata={"problems": dg.MetadataValue.json(problems)})
+
+
+ALL_CHECKS = [failed_slots_below_threshold, no_slot_left_pending, scores_valid]
