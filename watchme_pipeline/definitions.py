@@ -10,12 +10,12 @@ from watchme_pipeline.assets import ALL_ASSETS
 from watchme_pipeline.checks import ALL_CHECKS
 from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import (
-    ModelRegistry,
     audio_store_from_url,
     mood_scorer_from_env,
     result_store_from_env,
 )
 from watchme_pipeline.resources.io_manager import result_store_io_manager
+from watchme_pipeline.resources.model_registry import model_registry_from_env
 from watchme_pipeline.sensors import new_audio_sensor, record_failed_runs
 from watchme_pipeline.settings import Settings, load_settings
 
@@ -32,14 +32,8 @@ def build_resources(settings: Settings) -> dict:
     return {
         "audio_store": audio_store_from_url(settings.audio_store, env),
         "result_store": result_store_from_env(env, settings.database_url),
-        "model_registry": ModelRegistry(
-            profile=settings.model_profile,
-            cache_dir=str(settings.model_cache),
-            whisper_model=env.get("WATCHME_WHISPER_MODEL", "base"),
-            event_model=env.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
-            emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
-            memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
-        ),
+        "model_registry": model_registry_from_env(env, settings.model_profile,
+                                                  str(settings.model_cache)),
         "mood_scorer": mood_scorer_from_env(env),
         "io_manager": result_store_io_manager,
     }

@@ -1,6 +1,7 @@
 """Helpers shared by the assets: the partition, decoded audio shared across stages, stages."""
 
 
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -12,6 +13,8 @@ import pandas as pd
 from watchme_pipeline.audio import AudioDecodeError, DecodedAudio, decode
 from watchme_pipeline.partitions import DeviceDay, device_day_partitions, parse_partition_key
 from watchme_pipeline.resources import AudioStore, ResultStore
+from watchme_pipeline.resources.model_registry import model_registry_from_env
+from watchme_pipeline.settings import load_settings
 from watchme_pipeline.slots import InvalidIdentifier
 
 GROUP = "watchme"
@@ -160,3 +163,12 @@ ASSET_DEFAULTS: dict[str, Any] = {
     "backfill_policy": BATCHED_BACKFILL,
     "retry_policy": TRANSIENT_RETRY,
 }
+
+
+def stage_code_version(kind: str, settings: object) -> str:
+    """Provenance: the model (id, or a local checkpoint's checksum) and the settings that
+    change results. After a model change the UI marks partitions computed with the old one,
+    and a backfill of exactly those (with ``recompute: true``) brings them up to date."""
+    app = load_settings()
+    registry = model_registry_from_env(os.environ, app.model_profile, str(app.model_cache))
+    return f"{registry.model_id(kind)}|{settings}"

@@ -12,6 +12,7 @@ from watchme_pipeline.assets.common import (
     per_partition,
     preview,
     run_stage,
+    stage_code_version,
 )
 from watchme_pipeline.assets.transcripts import StageConfig
 from watchme_pipeline.day_tables import LABEL_COLUMNS
@@ -25,6 +26,7 @@ from watchme_pipeline.slots import SLOTS
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",
+    code_version=stage_code_version("emotion", EmotionSettings()),
     description="Emotion probabilities (neutral/happy/angry/sad) per slot from a wav2vec2 "
     "classifier over the voiced parts only, in 10 s chunks; null for slots without voice. "
     "Per slot in `emotion_superb`, the day's series in `emotion_opensmile_summary`.",

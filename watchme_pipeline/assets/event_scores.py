@@ -11,6 +11,7 @@ from watchme_pipeline.assets.common import (
     per_partition,
     preview,
     run_stage,
+    stage_code_version,
 )
 from watchme_pipeline.assets.transcripts import StageConfig
 from watchme_pipeline.models.events import EventSettings, classify_events, daily_summary
@@ -22,6 +23,7 @@ from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",
+    code_version=stage_code_version("events", EventSettings()),
     description="Sound events per slot: AST over 10.24 s windows, sigmoid scores for the 527 "
     "AudioSet classes, top-k per window (`behavior_yamnet.events`) and per slot, and the day's "
     "ranking (`behavior_summary`).",

@@ -11,10 +11,13 @@ from watchme_pipeline.assets.common import (
     per_partition,
     preview,
     run_stage,
+    stage_code_version,
 )
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.settings import load_settings
+
+_LANGUAGE = None if load_settings().language == "auto" else load_settings().language
 
 
 class StageConfig(dg.Config):
@@ -26,6 +29,7 @@ class StageConfig(dg.Config):
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",
+    code_version=stage_code_version("whisper", WhisperSettings(language=_LANGUAGE)),
     description="Whisper transcript per slot (openai-whisper). Slots without voice are not "
     "decoded; segments with high no-speech probability, low log probability or repetition "
     "loops are dropped, so silence and noise give empty text. Written to `vibe_whisper`.",
@@ -38,8 +42,7 @@ def transcripts(
     result_store: ResultStore,
     model_registry: ModelRegistry,
 ) -> PerPartition:
-    language = load_settings().language
-    settings = WhisperSettings(language=None if language == "auto" else language)
+    settings = WhisperSettings(language=_LANGUAGE)
 
     def one_day(key, day):
         def compute(audios):

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,21 @@ class LoadedModel:
     model: Any
     extractor: Any
     size_mb: float
+
+
+def cpu_limit() -> int:
+    """CPUs this process may use: the cgroup quota (containers, pods) or the affinity mask."""
+    import math
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def _malloc_trim() -> None:
@@ -146,11 +162,9 @@ class ModelRegistry(dg.ConfigurableResource):
         self.release_all()
 
     def _set_threads(self) -> None:
-        import os
-
         import torch
 
-        n = self.torch_threads or len(os.sched_getaffinity(0))
+        n = self.torch_threads or cpu_limit()
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
 
@@ -163,3 +177,15 @@ class ModelRegistry(dg.ConfigurableResource):
 
         model = AutoModelForAudioClassification.from_pretrained(source).eval()
         return model, AutoFeatureExtractor.from_pretrained(source)
+
+
+def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
+                            ) -> ModelRegistry:
+    return ModelRegistry(
+        profile=profile,
+        cache_dir=cache_dir,
+        whisper_model=env.get("WATCHME_WHISPER_MODEL", "base"),
+        event_model=env.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
+        emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
+        memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
+    )

@@ -1,0 +1,95 @@
+"""The model registry: budget, eviction order, refusal, and memory really returned."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from watchme_pipeline.resources import ModelRegistry
+from watchme_pipeline.resources.model_registry import ModelBudgetError, cpu_limit
+
+
+class FakeRegistry(ModelRegistry):
+    """Real budget logic; loading replaced by a record of what was loaded."""
+
+    def estimate_mb(self, kind: str) -> float:
+        return {"whisper": 400, "events": 450, "emotion": 500}[kind]
+
+    def _load(self, kind, source):
+        return object(), None
+
+
+def test_lru_eviction_keeps_the_budget():
+    registry = FakeRegistry(profile="tiny", memory_budget_mb=1000, cache_dir="/nonexistent")
+    registry.get("whisper")
+    registry.get("events")
+    assert registry.loaded_kinds() == ["whisper", "events"]  # 850 MB
+    registry.get("whisper")  # used again: now the most recent
+    registry.get("emotion")  # 500 more: the least recently used (events) goes
+    assert registry.loaded_kinds() == ["whisper", "emotion"]
+    one = FakeRegistry(profile="tiny", memory_budget_mb=500, cache_dir="/nonexistent")
+    for kind in ("whisper", "events", "emotion"):
+        one.get(kind)
+        assert one.loaded_kinds() == [kind]  # one model at a time
+
+
+def test_a_model_that_cannot_fit_is_refused_before_loading():
+    registry = FakeRegistry(profile="tiny", memory_budget_mb=300, cache_dir="/nonexistent")
+    with pytest.raises(ModelBudgetError, match=r"needs about 450 MB, more than the model memory "
+                                               r"budget of 300 MB"):
+        registry.get("events")
+    assert registry.loaded_kinds() == []
+
+
+def test_standard_sizes_are_estimated_before_download():
+    registry = ModelRegistry(profile="standard", cache_dir="/nonexistent")
+    assert 350 < registry.estimate_mb("whisper") < 450  # whisper base, fp32
+    assert registry.model_id("events") == "MIT/ast-finetuned-audioset-10-10-0.4593"
+    assert 1 <= cpu_limit()
+
+
+def test_unloading_returns_the_memory(tmp_path):
+    """In a fresh process: RSS grows by about the model's size on load and falls back after
+    release (references dropped, gc, malloc_trim)."""
+    script = textwrap.dedent(f"""
+        import json
+        import torch
+        from transformers import Wav2Vec2ForSequenceClassification
+        from watchme_pipeline.resources.model_registry import ModelRegistry
+
+        def rss_mb():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+
+        path = {str(tmp_path / "w2v")!r}
+        registry = ModelRegistry(profile="standard", emotion_model=path, memory_budget_mb=2000,
+                                 cache_dir=path)
+        registry._load = lambda kind, source: (
+            Wav2Vec2ForSequenceClassification.from_pretrained(source), None)
+        base = rss_mb()
+        model = registry.get("emotion").model
+        with torch.inference_mode():  # touch every weight, as a real step does
+            model(torch.zeros(1, 16000))
+        del model
+        loaded = rss_mb()
+        registry.release("emotion")
+        released = rss_mb()
+        print(json.dumps({{"base": base, "loaded": loaded, "released": released,
+                          "estimate": registry.estimate_mb("emotion")}}))
+    """)
+    build = ("from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification as M; "
+             f"M(Wav2Vec2Config(num_labels=4)).save_pretrained({str(tmp_path / 'w2v')!r})")
+    subprocess.run([sys.executable, "-c", build], check=True, timeout=300, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.strip().splitlines()[-1]
+    import json
+
+    rss = json.loads(out)
+    grown = rss["loaded"] - rss["base"]
+    assert grown > 250, rss  # wav2vec2-base: about 360 MB of fp32 weights
+    assert rss["estimate"] > 300
+    assert rss["released"] - rss["base"] < 0.25 * grown, rss  # most of it came back
+    print(f"RSS: base {rss['base']:.0f} MB, loaded {rss['loaded']:.0f} MB, released "
+          f"{rss['released']:.0f} MB")
