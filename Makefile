@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint sample clean bench-sensor bench-store
+.PHONY: install demo test dev lint sample clean bench bench-sensor bench-store
 
 install: $(VENV)/.installed
 
@@ -42,3 +42,9 @@ bench-sensor: install
 # Rows written per second for device-days on SQLite and a throwaway local PostgreSQL.
 bench-store: install
 	$(PY) benchmarks/store_rows.py 20
+
+# The model stages over a generated device-day with the standard architectures.
+# BENCH_ARGS="--slots 8 --seconds 30" measures a smaller day and scales to 48 x 60 s.
+BENCH_ARGS ?=
+bench: install
+	$(PY) benchmarks/models.py $(BENCH_ARGS)

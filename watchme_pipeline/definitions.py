@@ -8,6 +8,7 @@ import dagster as dg
 
 from watchme_pipeline.assets import ALL_ASSETS
 from watchme_pipeline.checks import ALL_CHECKS
+from watchme_pipeline.deployment import executor_from_env
 from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import (
     audio_store_from_url,
@@ -54,6 +55,7 @@ defs = dg.Definitions(
     jobs=[device_day_job],
     sensors=[new_audio_sensor, record_failed_runs, automation_sensor],
     resources=build_resources(load_settings()),
-    # In-process: the steps of a run share one process, its decoded audio and its models.
-    executor=dg.in_process_executor,
+    # In-process by default: the steps of a run share one process, its decoded audio and its
+    # models. WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
+    executor=executor_from_env(os.environ),
 )

@@ -16,6 +16,7 @@ from watchme_pipeline.assets.common import (
 )
 from watchme_pipeline.assets.transcripts import StageConfig
 from watchme_pipeline.day_tables import LABEL_COLUMNS
+from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.slots import SLOTS
@@ -23,6 +24,7 @@ from watchme_pipeline.slots import SLOTS
 
 @dg.asset(
     **ASSET_DEFAULTS,
+    op_tags=pod_tags("emotion_scores"),
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",

@@ -14,12 +14,14 @@ from watchme_pipeline.assets.common import (
     stage_code_version,
 )
 from watchme_pipeline.assets.transcripts import StageConfig
+from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.models.events import EventSettings, classify_events, daily_summary
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 
 
 @dg.asset(
     **ASSET_DEFAULTS,
+    op_tags=pod_tags("event_scores"),
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",

@@ -15,6 +15,7 @@ from watchme_pipeline.assets.common import (
     per_partition,
 )
 from watchme_pipeline.chart import render_chart
+from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.resources import AudioStore, MoodScorer, ResultStore
 from watchme_pipeline.scoring import MalformedReply, MoodResult, SlotSummary, validate_reply
 from watchme_pipeline.slots import SLOTS
@@ -43,6 +44,7 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary], l
 
 @dg.asset(
     **ASSET_DEFAULTS,
+    op_tags=pod_tags("mood_chart"),
     kinds={"python", "sql"},
     tags={"stage": "aggregate"},
     automation_condition=ON_UPSTREAM_CHANGE,

@@ -12,6 +12,7 @@ from watchme_pipeline.assets.common import (
 )
 from watchme_pipeline.audio import AudioDecodeError
 from watchme_pipeline.day_tables import RECORDING_COLUMNS, recordings
+from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, ResultStore
 from watchme_pipeline.schema import STAGES
@@ -83,6 +84,7 @@ def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_sto
 
 @dg.asset(
     **ASSET_DEFAULTS,
+    op_tags=pod_tags("raw_audio"),
     kinds={"python", "s3"},
     tags={"stage": "ingest"},
     description="The device-day's recordings in the audio store: slot, key, size, duration, "

@@ -13,6 +13,7 @@ from watchme_pipeline.assets.common import (
     run_stage,
     stage_code_version,
 )
+from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.settings import load_settings
@@ -26,6 +27,7 @@ class StageConfig(dg.Config):
 
 @dg.asset(
     **ASSET_DEFAULTS,
+    op_tags=pod_tags("transcripts"),
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",

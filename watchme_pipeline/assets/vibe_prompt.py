@@ -14,6 +14,7 @@ from watchme_pipeline.assets.common import (
     per_partition,
 )
 from watchme_pipeline.day_tables import slot_summaries
+from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.prompt import build_prompt
 from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.settings import load_settings
@@ -21,6 +22,7 @@ from watchme_pipeline.settings import load_settings
 
 @dg.asset(
     **ASSET_DEFAULTS,
+    op_tags=pod_tags("vibe_prompt"),
     kinds={"python", "sql"},
     tags={"stage": "aggregate"},
     automation_condition=ON_UPSTREAM_CHANGE,

@@ -1,0 +1,252 @@
+"""Model-stage benchmark: the three stages over a generated device-day with the standard
+architectures (random weights when the real ones are not here: cost depends on architecture).
+
+    python benchmarks/models.py [--slots 48] [--seconds 60]
+
+Each measurement runs in its own process (clean peak RSS). Writes
+benchmarks/results/latest.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "data" / "bench-models"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# -- models and audio ------------------------------------------------------------------------
+
+def build_standard_models() -> dict[str, str]:
+    """Whisper base, AST base (527 labels), wav2vec2-base (4 labels), random weights."""
+    import torch
+
+    paths = {"whisper": CACHE / "whisper-base.pt", "events": CACHE / "ast-base",
+             "emotion": CACHE / "wav2vec2-base"}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    if not paths["whisper"].exists():
+        from dataclasses import asdict
+
+        from whisper.model import ModelDimensions, Whisper
+        dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=512, n_audio_head=8,
+                               n_audio_layer=6, n_vocab=51865, n_text_ctx=448, n_text_state=512,
+                               n_text_head=8, n_text_layer=6)
+        torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()},
+                   paths["whisper"])
+    if not paths["events"].exists():
+        from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+        from watchme_pipeline.models.tiny import audioset_labels
+        labels = audioset_labels()
+        ASTForAudioClassification(ASTConfig(num_labels=527, id2label=dict(enumerate(labels)),
+                                            label2id={v: k for k, v in enumerate(labels)})
+                                  ).save_pretrained(paths["events"])
+        ASTFeatureExtractor().save_pretrained(paths["events"])
+    if not paths["emotion"].exists():
+        from transformers import (
+            Wav2Vec2Config,
+            Wav2Vec2FeatureExtractor,
+            Wav2Vec2ForSequenceClassification,
+        )
+
+        from watchme_pipeline.models.tiny import EMOTION_LABELS
+        Wav2Vec2ForSequenceClassification(Wav2Vec2Config(
+            num_labels=4, id2label=dict(enumerate(EMOTION_LABELS)),
+            label2id={v: k for k, v in enumerate(EMOTION_LABELS)})).save_pretrained(
+                paths["emotion"])
+        Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(paths["emotion"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def day_audio(slots: int, seconds: float, all_speech: bool):
+    """Decoded audio of a day: 20/48 speech, 14/48 noise, 14/48 silence (or all speech)."""
+    import soundfile as sf
+
+    from watchme_pipeline.audio import decode
+    from watchme_pipeline.sample_data import _noise, _speech
+    rng = np.random.default_rng(3)
+    n_speech = slots if all_speech else round(slots * 20 / 48)
+    n_noise = 0 if all_speech else round(slots * 14 / 48)
+    out = {}
+    for i in range(slots):
+        if i < n_speech:
+            x, _ = _speech("おはようございます。今日はとても良い天気ですね。", seconds, 16000, rng)
+        elif i < n_speech + n_noise:
+            x = _noise(i % 3, seconds, 16000, rng)
+        else:
+            x = (rng.standard_normal(int(seconds * 16000)) * 3e-4).astype(np.float32)
+        buf = io.BytesIO()
+        sf.write(buf, x, 16000, format="WAV")
+        out[f"{i // 2:02d}-{i % 2 * 30:02d}"] = decode(buf.getvalue(), f"slot{i}")
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- one measurement (in a child process) ----------------------------------------------------
+
+def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: int) -> dict:
+    import torch
+
+    from watchme_pipeline.models.emotion import classify_emotion
+    from watchme_pipeline.models.events import classify_events
+    from watchme_pipeline.models.transcribe import CHUNK_SAMPLES, transcribe
+    from watchme_pipeline.resources import ModelRegistry
+    paths = build_standard_models()
+    registry = ModelRegistry(profile="standard", whisper_model=paths["whisper"],
+                             event_model=paths["events"], emotion_model=paths["emotion"],
+                             memory_budget_mb=budget_mb, cache_dir=str(CACHE))
+    audios = day_audio(slots, seconds, all_speech)
+    for a in audios.values():
+        a.voice_mask()
+    stages: dict[str, float] = {}
+    if mode == "ours":
+        for name, kind, fn in [("transcripts", "whisper", lambda m: transcribe(m.model, audios)),
+                               ("event_scores", "events",
+                                lambda m: classify_events(m.model, m.extractor, audios)),
+                               ("emotion_scores", "emotion",
+                                lambda m: classify_emotion(m.model, m.extractor, audios))]:
+            t0 = time.perf_counter()
+            fn(registry.get(kind))
+            stages[name] = time.perf_counter() - t0
+    elif mode == "floor":  # bare forward passes over the same audio, batched
+        import whisper
+
+        from watchme_pipeline.models.emotion import CHUNK_SAMPLES as W2V_CHUNK
+        from watchme_pipeline.models.events import WINDOW_SAMPLES
+        with torch.inference_mode():
+            m = registry.get("whisper").model
+            t0 = time.perf_counter()
+            chunks = [a.samples[s:s + CHUNK_SAMPLES] for a in audios.values()
+                      for s in range(0, len(a.samples), CHUNK_SAMPLES)]
+            for i in range(0, len(chunks), 8):
+                mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(
+                    torch.from_numpy(np.ascontiguousarray(c)))) for c in chunks[i:i + 8]])
+                m.encoder(mel)
+            stages["transcripts"] = time.perf_counter() - t0
+            ev = registry.get("events")
+            t0 = time.perf_counter()
+            windows = [a.samples[s:s + WINDOW_SAMPLES] for a in audios.values()
+                       for s in range(0, len(a.samples), WINDOW_SAMPLES)]
+            for i in range(0, len(windows), 8):
+                ev.model(**ev.extractor(windows[i:i + 8], sampling_rate=16000,
+                                        return_tensors="pt"))
+            stages["event_scores"] = time.perf_counter() - t0
+            em = registry.get("emotion")
+            t0 = time.perf_counter()
+            pieces = [a.samples[s:s + W2V_CHUNK] for a in audios.values()
+                      for s in range(0, len(a.samples), W2V_CHUNK)]
+            pieces = [p for p in pieces if len(p) == W2V_CHUNK]
+            for i in range(0, len(pieces), 6):
+                em.model(torch.from_numpy(np.stack(pieces[i:i + 6])))
+            stages["emotion_scores"] = time.perf_counter() - t0
+    elif mode == "naive":  # each slot alone, no gating, no batching, all models resident
+        import whisper
+
+        from watchme_pipeline.models.events import WINDOW_SAMPLES
+        models = {k: registry.get(k) for k in ("whisper", "events", "emotion")}
+        options = whisper.DecodingOptions(language="ja", temperature=0.0, sample_len=96,
+                                          without_timestamps=True, fp16=False)
+        stages = dict.fromkeys(("transcripts", "event_scores", "emotion_scores"), 0.0)
+        with torch.inference_mode():
+            for a in audios.values():
+                t0 = time.perf_counter()
+                for s in range(0, len(a.samples), CHUNK_SAMPLES):
+                    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(
+                        torch.from_numpy(np.ascontiguousarray(a.samples[s:s + CHUNK_SAMPLES]))))
+                    whisper.decode(models["whisper"].model, mel, options)
+                stages["transcripts"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                ev = models["events"]
+                for s in range(0, len(a.samples), WINDOW_SAMPLES):
+                    ev.model(**ev.extractor([a.samples[s:s + WINDOW_SAMPLES]],
+                                            sampling_rate=16000, return_tensors="pt"))
+                stages["event_scores"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                models["emotion"].model(torch.from_numpy(a.samples[None, :]))
+                stages["emotion_scores"] += time.perf_counter() - t0
+    audio_min = sum(a.duration_s for a in audios.values()) / 60
+    return {"mode": mode, "stages": stages, "total_s": sum(stages.values()),
+            "audio_min": audio_min, "peak_rss_mb": peak_rss_mb(),
+            "loaded_at_end": registry.loaded_kinds()}
+
+
+def child(mode: str, args, all_speech: bool = False, budget_mb: int = 1000) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--slots", str(args.slots),
+           "--seconds", str(args.seconds), "--budget", str(budget_mb)]
+    if all_speech:
+        cmd.append("--all-speech")
+    print(f"running {mode}{' (all speech)' if all_speech else ''}, budget {budget_mb} MB ...",
+          flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--slots", type=int, default=48)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--all-speech", action="store_true")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args.slots, args.seconds, args.all_speech,
+                                 args.budget)))
+        return
+    build_standard_models()
+    one = child("ours", args, budget_mb=600)  # room for one model at a time
+    allm = child("ours", args, budget_mb=3000)  # all three resident
+    speech = child("ours", args, all_speech=True, budget_mb=600)
+    floor = child("floor", args, budget_mb=600)
+    naive = child("naive", args, budget_mb=3000)
+    scale = 48 * 60 / (args.slots * args.seconds)  # to a full day of 48 one-minute slots
+    result = {
+        "machine": {"nproc": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE")
+                                                             * os.sysconf("SC_PHYS_PAGES")
+                                                             / 2**30, 1)},
+        "measured_day": {"slots": args.slots, "seconds_per_slot": args.seconds},
+        "day_mixed_s": round(one["total_s"] * scale, 1),
+        "day_all_speech_s": round(speech["total_s"] * scale, 1),
+        "floor_ratio": round(one["total_s"] / floor["total_s"], 2),
+        "naive_over_ours": round(naive["total_s"] / one["total_s"], 2),
+        "peak_rss_mb_one_model": round(one["peak_rss_mb"]),
+        "peak_rss_mb_all_models": round(allm["peak_rss_mb"]),
+        "stages": {name: {"s_per_audio_min": round(s / one["audio_min"], 2),
+                          "floor_s_per_audio_min": round(floor["stages"][name]
+                                                         / floor["audio_min"], 2),
+                          "naive_s_per_audio_min": round(naive["stages"][name]
+                                                         / naive["audio_min"], 2)}
+                   for name, s in one["stages"].items()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print("\n| stage | ours s/audio-min | floor | naive |\n|---|---|---|---|")
+    for name, st in result["stages"].items():
+        print(f"| {name} | {st['s_per_audio_min']} | {st['floor_s_per_audio_min']} | "
+              f"{st['naive_s_per_audio_min']} |")
+    print(f"\nday (48 x 60 s, scaled from {args.slots} x {args.seconds:g} s): mixed "
+          f"{result['day_mixed_s']} s, all speech {result['day_all_speech_s']} s; "
+          f"ours/floor {result['floor_ratio']}; naive/ours {result['naive_over_ours']}; "
+          f"peak RSS {result['peak_rss_mb_one_model']} MB (one model), "
+          f"{result['peak_rss_mb_all_models']} MB (all three)")
+
+
+if __name__ == "__main__":
+    main()

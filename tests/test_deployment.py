@@ -1,0 +1,148 @@
+"""Deployment profiles without a cluster: dagster-k8s's own schema and job construction, the
+Dockerfile's install, and the multiprocess executor giving the same rows as in-process."""
+
+import json
+import os
+import re
+import resource
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from conftest import DATE, DEVICE, materialize_day
+from dagster._config import process_config
+from dagster_k8s import K8sRunLauncher, k8s_job_executor
+from dagster_k8s.job import (
+    DagsterK8sJobConfig,
+    construct_dagster_k8s_job,
+    get_user_defined_k8s_config,
+)
+
+from watchme_pipeline.definitions import defs
+from watchme_pipeline.deployment import K8S_EXECUTOR_CONFIG, POD_MEMORY, executor_from_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_executor_profiles_are_configuration():
+    assert executor_from_env({}).name == "in_process"
+    assert executor_from_env({"WATCHME_DEPLOYMENT": "multiprocess"}).name == "multiprocess"
+    assert executor_from_env({"WATCHME_DEPLOYMENT": "k8s"}).name == "k8s"
+    with pytest.raises(ValueError, match="use local, multiprocess or k8s"):
+        executor_from_env({"WATCHME_DEPLOYMENT": "celery"})
+
+
+def test_k8s_executor_config_validates_against_dagster_k8s():
+    result = process_config(k8s_job_executor.config_schema.config_type, K8S_EXECUTOR_CONFIG)
+    assert result.success, result.errors
+    assert result.value["max_concurrent"] == 3
+
+
+def test_run_launcher_config_validates_against_dagster_k8s():
+    config = yaml.safe_load((ROOT / "deploy/k8s/instance.yaml").read_text())["run_launcher"]
+    assert (config["module"], config["class"]) == ("dagster_k8s", "K8sRunLauncher")
+    result = process_config(K8sRunLauncher.config_type(), config["config"])
+    assert result.success, result.errors
+    values = yaml.safe_load((ROOT / "deploy/helm/values.yaml").read_text())
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["computeLogManager"]["type"] == "S3ComputeLogManager"
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+
+
+@pytest.mark.parametrize("asset", sorted(POD_MEMORY))
+def test_each_step_pod_gets_its_memory(asset):
+    """Build the Kubernetes job dagster-k8s would create for the asset's step."""
+    job = defs.resolve_job_def("device_day_job")
+    node = job.graph.node_named(asset)
+    tags = {k: (json.dumps(v) if not isinstance(v, str) else v)
+            for k, v in node.definition.tags.items()}
+    user_config = get_user_defined_k8s_config(tags)
+    k8s_job = construct_dagster_k8s_job(
+        DagsterK8sJobConfig(job_image="registry.example.com/watchme:latest",
+                            dagster_home="/opt/dagster/dagster_home",
+                            instance_config_map="dagster-instance"),
+        args=["dagster", "api", "execute_step"], job_name=f"dagster-step-{asset}",
+        user_defined_k8s_config=user_config)
+    resources = k8s_job.spec.template.spec.containers[0].resources
+    request, limit = POD_MEMORY[asset]
+    assert resources.requests["memory"] == request and resources.limits["memory"] == limit
+
+
+def test_dockerfile_installs_what_the_makefile_installs():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    pin = re.search(r"torch==[\d.]+", makefile).group(0)
+    assert pin in dockerfile
+    # One list of dependencies: both install the package from pyproject.toml, no other list.
+    assert "pip install --no-cache-dir '.[k8s]'" in dockerfile
+    assert "-e '.[dev]'" in makefile
+    assert "requirements" not in dockerfile.lower()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'k8s = ["dagster-k8s==0.29.27"]' in pyproject
+
+
+def multiprocess_job():
+    """A fresh job built from the environment (the child processes rebuild it the same way)."""
+    from watchme_pipeline.assets import ALL_ASSETS
+    from watchme_pipeline.checks import ALL_CHECKS
+    from watchme_pipeline.definitions import build_resources, device_day_job
+    from watchme_pipeline.settings import load_settings
+
+    return dg.Definitions(
+        assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[device_day_job],
+        resources=build_resources(load_settings()), executor=executor_from_env(os.environ),
+    ).resolve_job_def("device_day_job")
+
+
+TABLES = ["audio_files", "vibe_whisper", "behavior_yamnet", "emotion_superb",
+          "vibe_whisper_prompt", "vibe_whisper_summary"]
+
+
+def rows(store, date):
+    out = {}
+    for table in TABLES:
+        df = store.read(table, DEVICE, date).drop(
+            columns=["processed_at", "updated_at", "generated_at", "chart_path"],
+            errors="ignore").astype(object)
+        out[table] = df.where(df.notna(), None).to_dict("records")
+    return out
+
+
+def test_multiprocess_executor_gives_the_same_rows(tmp_path, monkeypatch, tiny_models,
+                                                   resources, instance, sample_day,
+                                                   real_instance):
+    from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
+
+    dates = [DATE, "2025-07-19"]
+    for key, data in sample_day.items():
+        resources["audio_store"].write(key.replace(DATE, dates[1]), data)
+    for date in dates:  # the reference: in-process, into the fixture's store
+        assert materialize_day(resources, instance, date=date).success
+
+    data = tmp_path / "mp"
+    store = LocalAudioStore(root=str(data / "audio"))
+    for date in dates:
+        for key, blob in sample_day.items():
+            store.write(key.replace(DATE, date), blob)
+    (data / "models").symlink_to(tiny_models)
+    for var, value in {"WATCHME_DEPLOYMENT": "multiprocess", "WATCHME_DATA_DIR": str(data),
+                       "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_MODEL_MEMORY_MB": "1536"
+                       }.items():
+        monkeypatch.setenv(var, value)
+    real_instance.add_dynamic_partitions("devices", [DEVICE])
+    for date in dates:
+        result = dg.execute_job(dg.reconstructable(multiprocess_job), instance=real_instance,
+                                tags={"dagster/partition": f"{date}|{DEVICE}",
+                                      "dagster/partition/date": date,
+                                      "dagster/partition/device": DEVICE})
+        assert result.success
+        steps = {e.step_key for e in result.all_events if e.is_step_success}
+        assert {"raw_audio", "transcripts", "event_scores", "emotion_scores", "vibe_prompt",
+                "mood_chart"} <= steps
+    mp_store = SqlResultStore(database_url=f"sqlite:///{data / 'watchme.db'}")
+    for date in dates:
+        assert rows(mp_store, date) == rows(resources["result_store"], date)
+    peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS of a step process: {peak_child_mb:.0f} MB (budget 1536 MB)")
+    assert peak_child_mb < 1536

@@ -1,0 +1,66 @@
+"""Deployment profiles: which executor runs the steps, and what each step's pod asks for.
+
+``WATCHME_DEPLOYMENT`` chooses:
+
+* ``local`` (default): Dagster's in-process executor. The steps of a run share one process,
+  its decoded audio and its models (loaded once, within ``WATCHME_MODEL_MEMORY_MB``).
+* ``multiprocess``: one process per step, at most 2 at a time; the ``models`` pool in
+  dagster.yaml still keeps model steps of different runs apart.
+* ``k8s``: dagster-k8s's ``k8s_job_executor``, one Kubernetes job per step, each pod sized by
+  the ``dagster-k8s/config`` tags below (from the benchmark's measured peaks).
+
+Steps share nothing but the audio store and the result store (see ``ResultStoreIOManager``), so
+any executor gives the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+# Memory per step pod. Model steps: the measured peak RSS of one process holding that model
+# (benchmarks/results/latest.json, standard architectures, fp32) as the request, +25 % as the
+# limit; the model budget inside the pod is the request minus the runtime (~450 MB of torch).
+POD_MEMORY = {
+    "transcripts": ("1200Mi", "1500Mi"),
+    "event_scores": ("1400Mi", "1750Mi"),
+    "emotion_scores": ("1400Mi", "1750Mi"),
+    "raw_audio": ("512Mi", "768Mi"),
+    "vibe_prompt": ("256Mi", "512Mi"),
+    "mood_chart": ("384Mi", "512Mi"),
+}
+POD_CPU = {"transcripts": "2", "event_scores": "2", "emotion_scores": "2"}
+
+
+def pod_tags(asset: str) -> dict[str, dict]:
+    """The ``dagster-k8s/config`` op tag for ``asset``'s step pod (ignored by other executors)."""
+    request, limit = POD_MEMORY[asset]
+    cpu = POD_CPU.get(asset, "500m")
+    return {"dagster-k8s/config": {"container_config": {"resources": {
+        "requests": {"memory": request, "cpu": cpu},
+        "limits": {"memory": limit},
+    }}}}
+
+
+K8S_EXECUTOR_CONFIG = {
+    # Steps of one run: at most 3 pods at once (the three model stages in parallel).
+    "max_concurrent": 3,
+    "job_namespace": "watchme",
+    "env_secrets": ["watchme-secrets"],  # AWS_*, OPENAI_API_KEY, SUPABASE_KEY, database URL
+    "env_config_maps": ["watchme-config"],  # WATCHME_* settings
+    "step_k8s_config": {"pod_spec_config": {"node_selector": {"watchme/pool": "cpu"}}},
+}
+
+
+def executor_from_env(env: Mapping[str, str]) -> dg.ExecutorDefinition:
+    kind = env.get("WATCHME_DEPLOYMENT", "local")
+    if kind == "local":
+        return dg.in_process_executor
+    if kind == "multiprocess":
+        return dg.multiprocess_executor.configured({"max_concurrent": 2})
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(K8S_EXECUTOR_CONFIG)
+    raise ValueError(f"WATCHME_DEPLOYMENT={kind!r}: use local, multiprocess or k8s")
