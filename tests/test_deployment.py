@@ -2,7 +2,6 @@
 Dockerfile's install, and the multiprocess executor giving the same rows as in-process."""
 
 import json
-import os
 import re
 import resource
 from pathlib import Path
@@ -19,7 +18,7 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from watchme_pipeline.definitions import defs
+from watchme_pipeline.definitions import defs, device_day_job_from_env
 from watchme_pipeline.deployment import K8S_EXECUTOR_CONFIG, POD_MEMORY, executor_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,19 +81,6 @@ def test_dockerfile_installs_what_the_makefile_installs():
     assert 'k8s = ["dagster-k8s==0.29.27"]' in pyproject
 
 
-def multiprocess_job():
-    """A fresh job built from the environment (the child processes rebuild it the same way)."""
-    from watchme_pipeline.assets import ALL_ASSETS
-    from watchme_pipeline.checks import ALL_CHECKS
-    from watchme_pipeline.definitions import build_resources, device_day_job
-    from watchme_pipeline.settings import load_settings
-
-    return dg.Definitions(
-        assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[device_day_job],
-        resources=build_resources(load_settings()), executor=executor_from_env(os.environ),
-    ).resolve_job_def("device_day_job")
-
-
 TABLES = ["audio_files", "vibe_whisper", "behavior_yamnet", "emotion_superb",
           "vibe_whisper_prompt", "vibe_whisper_summary"]
 
@@ -132,7 +118,7 @@ def test_multiprocess_executor_gives_the_same_rows(tmp_path, monkeypatch, tiny_m
         monkeypatch.setenv(var, value)
     real_instance.add_dynamic_partitions("devices", [DEVICE])
     for date in dates:
-        result = dg.execute_job(dg.reconstructable(multiprocess_job), instance=real_instance,
+        result = dg.execute_job(dg.reconstructable(device_day_job_from_env), instance=real_instance,
                                 tags={"dagster/partition": f"{date}|{DEVICE}",
                                       "dagster/partition/date": date,
                                       "dagster/partition/device": DEVICE})

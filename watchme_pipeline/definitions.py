@@ -59,3 +59,12 @@ defs = dg.Definitions(
     # models. WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
     executor=executor_from_env(os.environ),
 )
+
+
+def device_day_job_from_env() -> dg.JobDefinition:
+    """device_day_job built afresh from the current environment: the entry point of
+    ``dg.reconstructable`` for executors that start each step in a new process."""
+    return dg.Definitions(
+        assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[device_day_job],
+        resources=build_resources(load_settings()), executor=executor_from_env(os.environ),
+    ).resolve_job_def("device_day_job")
