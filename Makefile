@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint sample clean bench bench-sensor bench-store
+.PHONY: install demo test dev lint sample clean bench bench-sensor bench-store reliability
 
 install: $(VENV)/.installed
 
@@ -48,3 +48,7 @@ bench-store: install
 BENCH_ARGS ?=
 bench: install
 	$(PY) benchmarks/models.py $(BENCH_ARGS)
+
+# The fault and bad-input campaign (3 device-days per scenario); `make test` runs it with 1.
+reliability: install
+	$(PY) benchmarks/reliability.py 3

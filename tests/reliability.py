@@ -1,0 +1,479 @@
+"""The fault and bad-input campaign: device-days through the whole graph while faults are
+injected, then the invariants. Used by tests/test_reliability.py (short) and
+benchmarks/reliability.py (`make reliability`)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from faultproxy import FaultProxy
+from pg import PostgresCluster
+
+from watchme_pipeline.assets import ALL_ASSETS
+from watchme_pipeline.partitions import DeviceDay
+from watchme_pipeline.resources import (
+    LocalAudioStore,
+    LocalMoodScorer,
+    ModelRegistry,
+    S3AudioStore,
+    SqlResultStore,
+)
+from watchme_pipeline.resources.io_manager import result_store_io_manager
+from watchme_pipeline.sample_data import write_sample_day
+from watchme_pipeline.slots import parse_key
+
+DATE = "2025-07-18"
+RESULT_TABLES = ["vibe_whisper", "behavior_yamnet", "emotion_superb", "behavior_summary",
+                 "emotion_opensmile_summary", "vibe_whisper_prompt", "vibe_whisper_summary"]
+SECRETS = {"AWS_SECRET_ACCESS_KEY": "aws-secret-FAKE-9f8e7d", "OPENAI_API_KEY": "sk-FAKE-42xyz",
+           "SUPABASE_KEY": "supabase-FAKE-key-77", "DB_PASSWORD": "pg-FAKE-pass-31"}
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    injections: int = 0
+    runs: int = 0
+    recordings_in: int = 0
+    rows_out: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    failed_with_reason: int = 0
+    recovered: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    """One scenario's stores, models and instance."""
+
+    tmp: Path
+    audio: object
+    results: SqlResultStore
+    models: Path
+    instance: dg.DagsterInstance
+    uploads: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def resources(self) -> dict:
+        return {"audio_store": self.audio, "result_store": self.results,
+                "model_registry": ModelRegistry(profile="tiny", cache_dir=str(self.models)),
+                "mood_scorer": LocalMoodScorer(), "io_manager": result_store_io_manager}
+
+    def upload_day(self, device: str, date: str = DATE, seconds: float = 6) -> None:
+        day = write_sample_day(self.audio, device, date, seconds=seconds)
+        self.uploads[(device, date)] = {k for keys in day.keys.values() for k in keys}
+
+    def run(self, device: str, date: str = DATE, **kwargs) -> dg.ExecuteInProcessResult:
+        if device not in self.instance.get_dynamic_partitions("devices"):
+            self.instance.add_dynamic_partitions("devices", [device])
+        return dg.materialize(ALL_ASSETS, partition_key=str(DeviceDay(device, date)
+                                                             .partition_key),
+                              resources=self.resources(), instance=self.instance,
+                              raise_on_error=False, **kwargs)
+
+
+def check(world: World, outcome: Outcome, expect_failed: set[str] = frozenset()) -> Outcome:
+    """The invariants after a scenario (and its recovery run)."""
+    for (device, date), keys in world.uploads.items():
+        files = world.results.read("audio_files", device, date)
+        outcome.recordings_in += len(keys)
+        outcome.rows_out += len(files)
+        counts = files.file_path.value_counts()
+        outcome.lost += sum(1 for k in keys if counts.get(k, 0) == 0)
+        outcome.duplicated += int((counts - 1).clip(lower=0).sum())
+        for stage in ("transcriptions", "behavior_features", "emotion_features"):
+            stuck = files[files[f"{stage}_status"].isin(["pending", "processing"])]
+            if len(stuck):
+                outcome.problems.append(f"{device} {stage}: {len(stuck)} not settled")
+            failed = files[files[f"{stage}_status"] == "failed"]
+            if failed.error.isna().any() or (failed.error == "").any():
+                outcome.problems.append(f"{device} {stage}: failed without a reason")
+        outcome.failed_with_reason += int((files.transcriptions_status == "failed").sum())
+        unexpected = set(files[files.transcriptions_status == "failed"].file_path) - expect_failed
+        if unexpected:
+            outcome.problems.append(f"unexpected failures: {sorted(unexpected)[:3]}")
+        for table in RESULT_TABLES:
+            df = world.results.read(table, device, date)
+            keys_cols = ["time_block"] if "time_block" in df.columns else []
+            dup = int(df.duplicated(keys_cols).sum()) if keys_cols else max(0, len(df) - 1)
+            outcome.duplicated += dup
+            for col in df.select_dtypes("number").columns:
+                if np.isinf(df[col].astype(float)).any():
+                    outcome.problems.append(f"{table}.{col} holds infinity")
+        summary = world.results.read("vibe_whisper_summary", device, date)
+        if summary.empty:
+            outcome.problems.append(f"{device} {date}: no mood chart")
+        elif any(isinstance(v, float) and math.isnan(v) for v in summary.iloc[0].vibe_scores):
+            outcome.problems.append("NaN in vibe_scores")
+    return outcome
+
+
+def new_world(root: Path, models: Path, audio=None, results: SqlResultStore | None = None
+              ) -> World:
+    root.mkdir(parents=True, exist_ok=True)
+    return World(tmp=root, audio=audio or LocalAudioStore(root=str(root / "audio")),
+                 results=results or SqlResultStore(database_url=f"sqlite:///{root / 'r.db'}"),
+                 models=models, instance=dg.DagsterInstance.ephemeral())
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+def s3_faults(root: Path, models: Path, days: int) -> Outcome:
+    """Connection resets on listings and reads, and a read cut mid-body, in front of moto."""
+    from conftest import free_port
+    from dagster_aws.s3 import S3Resource
+    from moto.server import ThreadedMotoServer
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    proxy = FaultProxy(port)
+    try:
+        direct = S3Resource(endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                            aws_access_key_id="x", aws_secret_access_key="x")
+        direct.get_client().create_bucket(Bucket="faults")
+        upload = S3AudioStore(bucket="faults", s3=direct)
+        via_proxy = S3AudioStore(bucket="faults", s3=S3Resource(
+            endpoint_url=f"http://127.0.0.1:{proxy.port}", region_name="us-east-1",
+            aws_access_key_id="x", aws_secret_access_key="x", max_attempts=6))
+        world = new_world(root, models, audio=upload)
+        outcome = Outcome("S3 resets, cut reads")
+        for d in range(days):
+            world.upload_day(f"s3-{d}")
+        world.audio = via_proxy
+        for d in range(days):
+            proxy.faults.reset_connections = 3
+            proxy.faults.cut_after_bytes = 3000  # a response cut in the middle of a body
+            result = world.run(f"s3-{d}")
+            outcome.runs += 1
+            if not result.success:  # exhausted retries: a fresh run completes the rest
+                world.run(f"s3-{d}")
+                outcome.runs += 1
+                outcome.recovered += 1
+            retried = sum(1 for e in result.all_events if e.event_type_value == "STEP_RESTARTED")
+            outcome.recovered += retried
+        outcome.injections = sum(proxy.faults.injected.values())
+        return check(world, outcome, expect_failed=_corrupt(world))
+    finally:
+        proxy.close()
+        server.stop()
+
+
+class DeletingStore(LocalAudioStore):
+    """Deletes one object just before its first read: deleted between listing and reading."""
+
+    doomed: str
+
+    def read(self, key: str) -> bytes:
+        if key == self.doomed:
+            Path(self._path(key)).unlink(missing_ok=True)
+        return super().read(key)
+
+
+def deleted_object(root: Path, models: Path, days: int) -> Outcome:
+    world = new_world(root, models)
+    world.upload_day("del-0")
+    doomed = f"files/del-0/{DATE}/10-00-14/audio.wav"
+    assert doomed in world.uploads[("del-0", DATE)], sorted(world.uploads[("del-0", DATE)])[:5]
+    world.audio = DeletingStore(root=str(root / "audio"), doomed=doomed)
+    outcome = Outcome("S3 object deleted before read", injections=1)
+    result = world.run("del-0")
+    outcome.runs = 1
+    files = world.results.read("audio_files", "del-0", DATE).set_index("file_path")
+    if not (result.success and "deleted from the audio store" in str(files.loc[doomed].error)):
+        outcome.problems.append("the deleted object did not fail its slot with a reason")
+    return check(world, outcome, expect_failed=_corrupt(world) | {doomed})
+
+
+def pg_restart(root: Path, models: Path, days: int, cluster: PostgresCluster) -> Outcome:
+    """The PostgreSQL server restarted in the middle of a run."""
+    url = cluster.create_database(f"restart_{int(time.time() * 1000) % 10**8}")
+    world = new_world(root, models, results=SqlResultStore(database_url=url))
+    outcome = Outcome("PostgreSQL restart mid-run")
+    for d in range(days):
+        world.upload_day(f"pg-{d}")
+        done = threading.Event()
+
+        def restart_when_processing(device=f"pg-{d}", done=done):
+            deadline = time.time() + 120
+            while time.time() < deadline and not done.is_set():
+                try:
+                    files = world.results.read("audio_files", device, DATE)
+                    if len(files) and (files.transcriptions_status != "pending").any():
+                        cluster.restart()
+                        outcome.injections += 1
+                        return
+                except Exception:
+                    pass
+                time.sleep(0.2)
+
+        watcher = threading.Thread(target=restart_when_processing)
+        watcher.start()
+        result = world.run(f"pg-{d}")
+        done.set()
+        watcher.join()
+        outcome.runs += 1
+        if not result.success:
+            world.run(f"pg-{d}")
+            outcome.runs += 1
+            outcome.recovered += 1
+        outcome.recovered += sum(1 for e in result.all_events
+                                 if e.event_type_value == "STEP_RESTARTED")
+    return check(world, outcome, expect_failed=_corrupt(world))
+
+
+def pg_cut_mid_write(root: Path, models: Path, days: int, cluster: PostgresCluster) -> Outcome:
+    """The database connection cut in the middle of a write: old rows or new, never half."""
+    url = cluster.create_database(f"cut_{int(time.time() * 1000) % 10**8}")
+    proxy = FaultProxy(cluster.port)
+    try:
+        proxied = url.replace(f":{cluster.port}/", f":{proxy.port}/")
+        world = new_world(root, models, results=SqlResultStore(database_url=proxied))
+        outcome = Outcome("PostgreSQL cut mid-write")
+        world.upload_day("cut-0")
+        assert world.run("cut-0").success
+        outcome.runs = 1
+        before = world.results.read("vibe_whisper", "cut-0", DATE)
+        rows = [{**r, "transcription": "NEW"} for r in before.to_dict("records")]
+        proxy.faults.cut_all_after_sent = 1500  # inside the INSERT of 37 rows
+        try:
+            world.results.replace_partition("vibe_whisper", "cut-0", DATE, rows)
+            outcome.problems.append("the cut did not interrupt the write")
+        except Exception:
+            pass
+        outcome.injections = proxy.faults.injected["cut"]
+        after = world.results.read("vibe_whisper", "cut-0", DATE)
+        if set(after.transcription) & {"NEW"}:
+            outcome.problems.append("half a write is visible after the cut")
+        world.results.replace_partition("vibe_whisper", "cut-0", DATE, rows)  # the retry
+        if set(world.results.read("vibe_whisper", "cut-0", DATE).transcription) != {"NEW"}:
+            outcome.problems.append("the retried write did not land")
+        else:
+            outcome.recovered = 1
+        return check(world, outcome, expect_failed=_corrupt(world))
+    finally:
+        proxy.close()
+
+
+KILL_SCRIPT = """
+import dagster as dg, os
+from watchme_pipeline.definitions import device_day_job_from_env
+instance = dg.DagsterInstance.get()
+instance.add_dynamic_partitions("devices", [os.environ["KILL_DEVICE"]])
+dg.execute_job(dg.reconstructable(device_day_job_from_env), instance=instance,
+               tags={"dagster/partition": os.environ["KILL_PARTITION"],
+                     "dagster/partition/date": os.environ["KILL_PARTITION"].split("|")[0],
+                     "dagster/partition/device": os.environ["KILL_DEVICE"]})
+"""
+
+
+def sigkill(root: Path, models: Path, days: int) -> Outcome:
+    """The run process killed with SIGKILL mid-asset; re-executed from failure, then a fresh
+    run."""
+    from watchme_pipeline.definitions import device_day_job_from_env
+    outcome = Outcome("SIGKILL mid-asset, re-execution")
+    home = root / "dagster_home"
+    home.mkdir(parents=True)
+    data = root / "data"
+    (data / "models").mkdir(parents=True)
+    for name in os.listdir(models):
+        os.symlink(models / name, data / "models" / name)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "WATCHME_DATA_DIR": str(data),
+           "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_DEPLOYMENT": "local",
+           "KILL_DEVICE": "kill-0", "KILL_PARTITION": f"{DATE}|kill-0"}
+    env.pop("WATCHME_AUDIO_STORE", None)
+    env.pop("WATCHME_DATABASE_URL", None)
+    world = new_world(data, models, audio=LocalAudioStore(root=str(data / "audio")),
+                      results=SqlResultStore(database_url=f"sqlite:///{data / 'watchme.db'}"))
+    world.upload_day("kill-0")
+    for stage in ("transcriptions", "emotion_features"):
+        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                files = world.results.read("audio_files", "kill-0", DATE)
+                if (files[f"{stage}_status"] == "processing").any():
+                    break
+            except Exception:
+                pass
+            time.sleep(0.05)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            outcome.injections += 1
+        proc.wait()
+        outcome.runs += 1
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("WATCHME", "DAGSTER"))})
+    try:
+        with dg.DagsterInstance.get() as instance:
+            run = instance.get_runs(limit=1)[0]
+            if not run.is_finished:  # no daemon here: mark what run monitoring would
+                instance.report_run_failed(run)
+            result = dg.execute_job(
+                dg.reconstructable(device_day_job_from_env), instance=instance,
+                reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance))
+            outcome.runs += 1
+            outcome.recovered += int(result.success)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    world.uploads = {("kill-0", DATE): world.uploads[("kill-0", DATE)]}
+    fresh = world.run("kill-0")  # and a fresh run changes nothing
+    outcome.runs += 1
+    if not fresh.success:
+        outcome.problems.append("fresh run after recovery failed")
+    return check(world, outcome, expect_failed=_corrupt(world))
+
+
+def hostile_input(root: Path, models: Path, days: int) -> Outcome:
+    """Hostile audio fails its own slot with a reason; hostile keys never become rows."""
+    import io
+
+    import soundfile as sf
+    world = new_world(root, models)
+    world.upload_day("hostile")
+    rng = np.random.default_rng(5)
+
+    def wav(x, rate=16000, subtype="PCM_16", fmt="WAV"):
+        buf = io.BytesIO()
+        sf.write(buf, x, rate, subtype=subtype, format=fmt)
+        return buf.getvalue()
+
+    tone = (0.3 * np.sin(np.arange(16000 * 3) / 16000 * 2 * np.pi * 220)).astype(np.float32)
+    nan = tone.copy()
+    nan[100:200] = np.nan
+    bad_audio = {
+        "04-00": b"",  # empty
+        "04-30": rng.bytes(4096),  # random bytes
+        "05-00": wav(tone)[:300],  # truncated header and data
+        "05-30": b"ID3\x03\x00\x00\x00" + rng.bytes(2048),  # an MP3 named audio.wav
+        "06-00": wav(nan, subtype="FLOAT"),  # NaN samples
+    }
+    good_odd = {
+        "06-30": wav(tone[:160]),  # 10 ms
+        "07-00": wav(np.stack([tone, tone], 1), 8000, "PCM_24"),  # 24-bit stereo 8 kHz
+        "07-30": wav(tone, 44100, "DOUBLE"),  # 64-bit float
+        "08-00": wav(tone, 16000, "ULAW"),  # mu-law
+    }
+    keys = world.uploads[("hostile", DATE)]
+    for slot, data in {**bad_audio, **good_odd}.items():
+        key = f"files/hostile/{DATE}/{slot}/audio.wav"
+        for old in [k for k in keys if parse_key(k).slot == slot]:
+            keys.discard(old)
+            Path(world.audio._path(old)).unlink()
+        world.audio.write(key, data)
+        keys.add(key)
+    hostile_keys = ["files/../etc/audio.wav", f"files/a|b/{DATE}/09-00/audio.wav",
+                    "files/hostile/2025-02-30/09-00/audio.wav",
+                    f"files/hostile/{DATE}/25-00/audio.wav",
+                    f"files/hostile/{DATE}/09-00/audio.mp3"]
+    for key in hostile_keys[1:]:
+        world.audio.write(key, b"x")
+    outcome = Outcome("hostile audio and keys", injections=len(bad_audio) + len(hostile_keys))
+    result = world.run("hostile")
+    outcome.runs = 1
+    skipped = result.asset_materializations_for_node("raw_audio")[0].metadata[
+        "skipped_keys"].value if result.success else {}
+    if f"files/hostile/{DATE}/25-00/audio.wav" not in skipped:
+        outcome.problems.append("an impossible time was not skipped with a reason")
+    files = world.results.read("audio_files", "hostile", DATE)
+    if any(".." in k or "|" in k for k in files.file_path):
+        outcome.problems.append("a hostile key became a row")
+    expect = {f"files/hostile/{DATE}/{s}/audio.wav" for s in bad_audio} | _corrupt(world)
+    return check(world, outcome, expect_failed=expect)
+
+
+def secrets_never_leak(root: Path, models: Path, days: int) -> Outcome:
+    """Runs with fake secrets in the environment; none may appear in logs, metadata,
+    exceptions or stored rows."""
+    outcome = Outcome("secrets scan", injections=len(SECRETS))
+    saved = {k: os.environ.get(k) for k in SECRETS}
+    os.environ.update(SECRETS)
+    try:
+        from watchme_pipeline.resources.audio_store import audio_store_from_url
+        store = audio_store_from_url("s3://nowhere-bucket/x", {
+            "AWS_ACCESS_KEY_ID": "AKIAFAKE", "AWS_SECRET_ACCESS_KEY": SECRETS[
+                "AWS_SECRET_ACCESS_KEY"], "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"})
+        world = new_world(root, models)
+        world.upload_day("sec-0")
+        assert world.run("sec-0").success
+        failing = world.resources()
+        failing["audio_store"] = store  # nothing listens on port 9: the run fails
+        world.instance.add_dynamic_partitions("devices", ["sec-1"])
+        bad = dg.materialize(ALL_ASSETS, partition_key=f"{DATE}|sec-1", resources=failing,
+                             instance=world.instance, raise_on_error=False)
+        outcome.runs = 2
+        text = []
+        for run in world.instance.get_runs():
+            for entry in world.instance.all_logs(run.run_id):
+                text.append(entry.user_message or "")
+                if entry.dagster_event:
+                    text.append(str(entry.dagster_event))
+        text.append(repr(store))
+        text += [str(e) for e in bad.all_events]
+        blob = "\n".join(text)
+        leaked = [name for name, value in SECRETS.items() if value in blob]
+        if leaked:
+            outcome.problems.append(f"secrets in logs/metadata: {leaked}")
+        return check(world, outcome, expect_failed=_corrupt(world))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _corrupt(world: World) -> set[str]:
+    return {k for keys in world.uploads.values() for k in keys if "/12-30" in k}
+
+
+def run_campaign(models: Path, days: int, only: list[str] | None = None,
+                 cluster: PostgresCluster | None = None) -> list[Outcome]:
+    own_cluster = cluster is None
+    cluster = cluster or PostgresCluster().start()
+    scenarios: dict[str, Callable[..., Outcome]] = {
+        "s3": s3_faults, "deleted": deleted_object,
+        "pg_restart": lambda r, m, d: pg_restart(r, m, d, cluster),
+        "pg_cut": lambda r, m, d: pg_cut_mid_write(r, m, d, cluster),
+        "sigkill": sigkill, "hostile": hostile_input, "secrets": secrets_never_leak,
+    }
+    outcomes = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="watchme-faults-") as tmp:
+            for name, scenario in scenarios.items():
+                if only and name not in only:
+                    continue
+                outcomes.append(scenario(Path(tmp) / name, models, days))
+    finally:
+        if own_cluster:
+            cluster.stop()
+    return outcomes
+
+
+def table(outcomes: list[Outcome]) -> str:
+    head = ("| scenario | injections | runs | recordings in | rows out | lost | duplicated |"
+            " failed with reason | recovered |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        lines.append(f"| {o.scenario} | {o.injections} | {o.runs} | {o.recordings_in} |"
+                     f" {o.rows_out} | {o.lost} | {o.duplicated} | {o.failed_with_reason} |"
+                     f" {o.recovered} |")
+    lines.append(f"scenarios={len(outcomes)} lost={sum(o.lost for o in outcomes)} "
+                 f"duplicated={sum(o.duplicated for o in outcomes)}")
+    return "\n".join(lines)

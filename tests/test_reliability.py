@@ -1,0 +1,27 @@
+"""The shortened fault campaign (`make reliability` runs the full one): nothing lost, nothing
+doubled, every failure with a reason."""
+
+import pytest
+from reliability import run_campaign, table
+
+
+@pytest.fixture(scope="module")
+def outcomes(tiny_models, postgres):
+    results = run_campaign(tiny_models, days=1, cluster=postgres)
+    print("\n" + table(results))
+    return results
+
+
+SCENARIOS = ["S3 resets, cut reads", "S3 object deleted before read", "PostgreSQL restart mid-run",
+             "PostgreSQL cut mid-write", "SIGKILL mid-asset, re-execution",
+             "hostile audio and keys", "secrets scan"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_keeps_every_recording_and_result(outcomes, name):
+    outcome = next(o for o in outcomes if o.scenario == name)
+    assert outcome.injections > 0, outcome
+    assert outcome.recordings_in > 0 and outcome.rows_out == outcome.recordings_in, outcome
+    assert (outcome.lost, outcome.duplicated) == (0, 0), outcome
+    assert outcome.failed_with_reason >= 1, outcome  # at least the sample's corrupt file
+    assert outcome.problems == [], outcome.problems
