@@ -56,7 +56,10 @@ def classify_events(
         x = audio.samples
         # A slot shorter than one window is padded (by the extractor), never skipped.
         for start in range(0, max(len(x), 1), WINDOW_SAMPLES):
-            windows.append((slot, start / SAMPLE_RATE, x[start : start + WINDOW_SAMPLES]))
+            window = x[start : start + WINDOW_SAMPLES]
+            if len(window) < SAMPLE_RATE:  # the filterbank needs a few frames: pad with silence
+                window = np.pad(window, (0, SAMPLE_RATE - len(window)))
+            windows.append((slot, start / SAMPLE_RATE, window))
 
     per_slot: dict[str, list[tuple[float, np.ndarray]]] = {slot: [] for slot in audios}
     with torch.inference_mode():
