@@ -48,7 +48,8 @@ class PostgresCluster:
         return self
 
     def restart(self) -> None:
-        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "restart")
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-m",
+                  "fast", "-w", "restart")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
