@@ -102,3 +102,22 @@ def test_plan_tick_skips_bad_keys_and_dates_outside_partitions():
     assert [str(d) for d in plan.requests] == ["dev-1 2025-07-18"]
     assert "invalid device id" in plan.skipped["files/a..b/2025-07-18/09-00/audio.wav"]
     assert "outside the partitions" in plan.skipped[key(date="2024-12-31")]
+
+
+def test_a_tick_whose_cursor_was_never_stored_repeats_exactly():
+    """The sensor process killed between computing a tick and storing its cursor: the next
+    tick starts from the old cursor and asks for the same runs with the same run keys, which
+    Dagster's run-key de-duplication drops. Nothing is missed, nothing runs twice."""
+    listing = [obj(key(device=f"d{i}"), seconds=i) for i in range(5)]
+    first = plan_tick(listing, None, max_runs=10)
+    again = plan_tick(listing, None, max_runs=10)  # the cursor of `first` was lost
+    assert {first.run_key(d) for d in first.requests} == {again.run_key(d) for d in again.requests}
+    assert again.cursor == first.cursor
+
+
+def test_make_dev_binds_to_loopback_only():
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    dev = [line for line in makefile.splitlines() if "dagster dev" in line]
+    assert dev and all("-h 127.0.0.1" in line for line in dev)

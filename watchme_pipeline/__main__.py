@@ -50,6 +50,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
     n = sum(len(v) for v in day.keys.values())
     print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
           f"(speech by {day.speech_engine})")
+    if os.environ.get("DAGSTER_HOME"):  # make the device's partitions exist in the UI at once
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            if args.device not in instance.get_dynamic_partitions("devices"):
+                instance.add_dynamic_partitions("devices", [args.device])
+                print(f"added {args.device!r} to the devices partitions of $DAGSTER_HOME")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
