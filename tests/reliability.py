@@ -334,11 +334,7 @@ def sigkill(root: Path, models: Path, days: int) -> Outcome:
                     outcome.problems.append(f"re-execution from failure failed: "
                                             f"{failures(result)}")
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
     world.uploads = {("kill-0", DATE): world.uploads[("kill-0", DATE)]}
     fresh = world.run("kill-0")  # and a fresh run changes nothing
     outcome.runs += 1
@@ -441,11 +437,16 @@ def secrets_never_leak(root: Path, models: Path, days: int) -> Outcome:
             outcome.problems.append(f"secrets in logs/metadata: {leaked}")
         return check(world, outcome, expect_failed=_corrupt(world))
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
+
+
+def restore_env(saved: dict[str, str | None]) -> None:
+    """Put back the variables a scenario set (None: it was unset)."""
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def failures(result) -> str:
