@@ -179,6 +179,24 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
                 t0 = time.perf_counter()
                 models["emotion"].model(torch.from_numpy(a.samples[None, :]))
                 stages["emotion_scores"] += time.perf_counter() - t0
+    elif mode == "gate":  # what a 60 s silent or noise-only slot costs Whisper
+        import soundfile as sf
+
+        from watchme_pipeline.audio import decode
+        from watchme_pipeline.sample_data import _noise
+        model = registry.get("whisper").model
+        rng = np.random.default_rng(9)
+        for name, x in [("whisper_silent_60s_s",
+                         (rng.standard_normal(960_000) * 3e-4).astype(np.float32)),
+                        ("whisper_pink_noise_60s_s", _noise(0, 60, 16000, rng)),
+                        ("whisper_traffic_noise_60s_s", _noise(1, 60, 16000, rng))]:
+            buf = io.BytesIO()
+            sf.write(buf, x, 16000, format="WAV")
+            t0 = time.perf_counter()
+            slot = {"00-00": decode(buf.getvalue(), name)}
+            text = transcribe(model, slot)["00-00"].text
+            stages[name] = round(time.perf_counter() - t0, 3)
+            assert text == "", text
     audio_min = sum(a.duration_s for a in audios.values()) / 60
     return {"mode": mode, "stages": stages, "total_s": sum(stages.values()),
             "audio_min": audio_min, "peak_rss_mb": peak_rss_mb(),
@@ -204,7 +222,15 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--all-speech", action="store_true")
     parser.add_argument("--child")
+    parser.add_argument("--only-gate", action="store_true",
+                        help="measure the silent/noise slots only and update latest.json")
     args = parser.parse_args()
+    if args.only_gate:
+        latest = json.loads((RESULTS / "latest.json").read_text())
+        latest.update(child("gate", args, budget_mb=600)["stages"])
+        (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
+        print(json.dumps(latest, indent=2))
+        return
     if args.child:
         print(json.dumps(measure(args.child, args.slots, args.seconds, args.all_speech,
                                  args.budget)))
@@ -215,6 +241,7 @@ def main() -> None:
     speech = child("ours", args, all_speech=True, budget_mb=600)
     floor = child("floor", args, budget_mb=600)
     naive = child("naive", args, budget_mb=3000)
+    gate = child("gate", args, budget_mb=600)
     scale = 48 * 60 / (args.slots * args.seconds)  # to a full day of 48 one-minute slots
     result = {
         "machine": {"nproc": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE")
@@ -227,6 +254,7 @@ def main() -> None:
         "naive_over_ours": round(naive["total_s"] / one["total_s"], 2),
         "peak_rss_mb_one_model": round(one["peak_rss_mb"]),
         "peak_rss_mb_all_models": round(allm["peak_rss_mb"]),
+        **gate["stages"],
         "stages": {name: {"s_per_audio_min": round(s / one["audio_min"], 2),
                           "floor_s_per_audio_min": round(floor["stages"][name]
                                                          / floor["audio_min"], 2),
