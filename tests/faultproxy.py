@@ -18,6 +18,7 @@ class Faults:
     latency_s: float = 0.0
     reset_connections: int = 0  # the next N new connections are reset at once
     stall_connections: int = 0  # the next N new connections are accepted and never answered
+    http_503_connections: int = 0  # the next N requests get "503 Slow Down" (S3's throttling)
     cut_after_bytes: int | None = None  # the next connection closes after N bytes upstream->client
     # Once armed, every open connection is cut after N more bytes client->server in total
     # (a connection lost in the middle of a write, whatever connection the pool uses).
@@ -54,6 +55,18 @@ class FaultProxy:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
+            return
+        if f.http_503_connections > 0:
+            f.http_503_connections -= 1
+            f.injected["503"] = f.injected.get("503", 0) + 1
+            await reader.read(65536)  # the request line and headers
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate."
+            body += b"</Message></Error>"
+            writer.write(b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                         b"Connection: close\r\n\r\n" + body)
+            await writer.drain()
+            writer.close()
             return
         if f.stall_connections > 0:
             f.stall_connections -= 1

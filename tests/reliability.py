@@ -148,12 +148,13 @@ def s3_faults(root: Path, models: Path, days: int) -> Outcome:
             endpoint_url=f"http://127.0.0.1:{proxy.port}", region_name="us-east-1",
             aws_access_key_id="x", aws_secret_access_key="x", max_attempts=6))
         world = new_world(root, models, audio=upload)
-        outcome = Outcome("S3 resets, cut reads")
+        outcome = Outcome("S3 resets, 503s, cut reads")
         for d in range(days):
             world.upload_day(f"s3-{d}")
         world.audio = via_proxy
         for d in range(days):
             proxy.faults.reset_connections = 3
+            proxy.faults.http_503_connections = 2  # then throttling answers
             proxy.faults.cut_after_bytes = 3000  # a response cut in the middle of a body
             result = world.run(f"s3-{d}")
             outcome.runs += 1
