@@ -52,3 +52,4 @@ bench: install
 # The fault and bad-input campaign (3 device-days per scenario); `make test` runs it with 1.
 reliability: install
 	$(PY) benchmarks/reliability.py 3
+	WATCHME_LOAD_DEVICE_DAYS=30 $(PY) -m pytest -q -s tests/test_webserver_e2e.py -k run_queue

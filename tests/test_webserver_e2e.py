@@ -53,9 +53,10 @@ class Dagster:
                              start_new_session=True),
         ]
         deadline = time.time() + 180
-        while True:
+        loaded = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+        while True:  # until the code location has loaded, not only the server
             try:
-                if self.query("{ version }")["version"]:
+                if self.query(loaded)["repositoriesOrError"].get("nodes"):
                     break
             except OSError:
                 pass
@@ -96,10 +97,12 @@ def add_device(dagster: Dagster, device: str) -> None:
     result = dagster.query(
         """mutation($repo: RepositorySelector!, $key: String!) {
              addDynamicPartition(repositorySelector: $repo, partitionsDefName: "devices",
-                                 partitionKey: $key) { __typename } }""",
+                                 partitionKey: $key) { __typename
+                                 ... on UnauthorizedError { message }
+                                 ... on PythonError { message } } }""",
         {"repo": REPO, "key": device})
-    assert result["addDynamicPartition"]["__typename"] in ("AddDynamicPartitionSuccess",
-                                                            "DuplicateDynamicPartitionError")
+    assert result["addDynamicPartition"]["__typename"] in (
+        "AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"), result
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -258,3 +261,65 @@ def lineage_page_shows_all_assets(dagster: Dagster) -> None:
     finally:
         browser.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def rss_of_run_processes() -> list[float]:
+    """RSS (MB) of every run worker: the code server starts each run in a spawned process."""
+    sizes = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"execute_run" not in cmdline and b"spawn_main" not in cmdline:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sizes
+
+
+def test_device_days_through_the_run_queue(dagster):
+    """Load: device-days queued at once (10 in `make test`, 30 in `make reliability`). The
+    queue runs at most 2 at a time (dagster.yaml), no run is starved, and no run process grows
+    past the model budget."""
+    count = int(os.environ.get("WATCHME_LOAD_DEVICE_DAYS", "10"))
+    devices = [f"load-{i:02d}" for i in range((count + 1) // 2)]
+    partitions = [(d, date) for d in devices for date in ("2025-07-21", "2025-07-22")][:count]
+    for device, date in partitions:
+        write_sample_day(dagster.store, device, date, seconds=2)
+    for device in devices:
+        add_device(dagster, device)
+    run_ids = []
+    for device, date in partitions:
+        launched = dagster.query(
+            """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                 __typename ... on LaunchRunSuccess { run { runId } } } }""",
+            {"params": {"selector": {**REPO, "jobName": "device_day_job"},
+                        "executionMetadata": {"tags": [
+                            {"key": "dagster/partition", "value": f"{date}|{device}"},
+                            {"key": "dagster/partition/date", "value": date},
+                            {"key": "dagster/partition/device", "value": device}]}}})
+        run_ids.append(launched["launchRun"]["run"]["runId"])
+    peak_running, peak_rss, statuses = 0, 0.0, {}
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        runs = dagster.query("""query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) {
+                                  ... on Runs { results { runId status } } } }""",
+                             {"ids": run_ids})["runsOrError"]["results"]
+        statuses = {r["runId"]: r["status"] for r in runs}
+        running = sum(1 for s in statuses.values() if s in ("STARTING", "STARTED"))
+        peak_running = max(peak_running, running)
+        peak_rss = max([peak_rss, *rss_of_run_processes()])
+        if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses.values()):
+            break
+        time.sleep(1)
+    done = sum(1 for s in statuses.values() if s == "SUCCESS")
+    print(f"load: {len(run_ids)} device-days, {done} succeeded, at most {peak_running} running "
+          f"at once, peak run-process RSS {peak_rss:.0f} MB")
+    assert done == len(run_ids)  # nobody starved
+    assert 1 <= peak_running <= 2  # the queue's max_concurrent_runs
+    assert 0 < peak_rss < 1536  # WATCHME_MODEL_MEMORY_MB's default
+    for device, date in partitions:
+        files = dagster.results.read("audio_files", device, date)
+        assert len(files) == 38 and (files.transcriptions_status == "failed").sum() == 1
