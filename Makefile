@@ -50,6 +50,7 @@ bench: install
 	$(PY) benchmarks/models.py $(BENCH_ARGS)
 
 # The fault and bad-input campaign (3 device-days per scenario); `make test` runs it with 1.
+# The run-queue load scenario runs first, so the campaign's table and totals are the last lines.
 reliability: install
-	$(PY) benchmarks/reliability.py 3
 	WATCHME_LOAD_DEVICE_DAYS=30 $(PY) -m pytest -q -s tests/test_webserver_e2e.py -k run_queue
+	$(PY) benchmarks/reliability.py 3
