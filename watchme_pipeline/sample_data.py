@@ -38,10 +38,6 @@ class SampleDay:
     keys: dict[str, list[str]]  # slot -> keys written
     speech_engine: str
 
-    @property
-    def recorded_slots(self) -> set[str]:
-        return set(self.keys)
-
 
 def _speech(text: str, seconds: float, rate: int, rng: np.random.Generator
             ) -> tuple[np.ndarray, str]:

@@ -49,19 +49,11 @@ def validate_date(date: str) -> str:
     return date
 
 
-def validate_slot(slot: str) -> str:
-    if slot not in SLOTS:
-        raise InvalidIdentifier(f"invalid slot {slot!r}: expected one of 00-00 … 23-30")
-    return slot
-
 
 def slot_of(hour: int, minute: int) -> str:
     """The half-hour slot a local time of day falls in."""
     return f"{hour:02d}-{0 if minute < 30 else 30:02d}"
 
-
-def slot_index(slot: str) -> int:
-    return SLOTS.index(slot)
 
 
 @dataclass(frozen=True)

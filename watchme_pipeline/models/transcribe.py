@@ -20,7 +20,6 @@ _REPEAT = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
 class WhisperSettings:
     language: str | None = "ja"  # None: detect per chunk
     min_voiced_s: float = 1.0  # gate: slots with less voiced audio are not decoded at all
-    no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     sample_len: int = 96  # token bound per 30 s chunk: random or confused weights cannot loop
@@ -41,13 +40,10 @@ def clean_text(text: str) -> str:
 
 
 def _keep(result, settings: WhisperSettings) -> bool:
-    if result.no_speech_prob > settings.no_speech_threshold and (
-        result.avg_logprob < settings.logprob_threshold
-    ):
-        return False
-    if result.avg_logprob < settings.logprob_threshold:
-        return False
-    return result.compression_ratio <= settings.compression_ratio_threshold
+    # Whisper's own silence rule (high no-speech probability *and* low log probability) is
+    # contained in this stricter one: any low-confidence decode, or a looping one, is dropped.
+    return (result.avg_logprob >= settings.logprob_threshold
+            and result.compression_ratio <= settings.compression_ratio_threshold)
 
 
 def transcribe(
