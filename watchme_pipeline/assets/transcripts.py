@@ -33,8 +33,9 @@ class StageConfig(dg.Config):
     pool="models",
     code_version=stage_code_version("whisper", WhisperSettings(language=_LANGUAGE)),
     description="Whisper transcript per slot (openai-whisper). Slots without voice are not "
-    "decoded; segments with high no-speech probability, low log probability or repetition "
-    "loops are dropped, so silence and noise give empty text. Written to `vibe_whisper`.",
+    "decoded; decoded chunks with low log probability (which covers Whisper's no-speech rule) or "
+    "repetition loops are dropped, so silence and noise give empty text. Written to "
+    "`vibe_whisper`.",
 )
 def transcripts(
     context: dg.AssetExecutionContext,
