@@ -20,10 +20,14 @@ class Faults:
     stall_connections: int = 0  # the next N new connections are accepted and never answered
     http_503_connections: int = 0  # the next N requests get "503 Slow Down" (S3's throttling)
     cut_after_bytes: int | None = None  # the next connection closes after N bytes upstream->client
+    # The next connection forwards N bytes upstream->client, then goes silent but stays open
+    # (a read stalled in the middle of a body, until the client times out).
+    stall_after_bytes: int | None = None
     # Once armed, every open connection is cut after N more bytes client->server in total
     # (a connection lost in the middle of a write, whatever connection the pool uses).
     cut_all_after_sent: int | None = None
-    injected: dict[str, int] = field(default_factory=lambda: {"reset": 0, "stall": 0, "cut": 0})
+    injected: dict[str, int] = field(
+        default_factory=lambda: {"reset": 0, "stall": 0, "cut": 0, "stall_body": 0})
 
 
 class FaultProxy:
@@ -78,6 +82,11 @@ class FaultProxy:
         if cut is not None:
             f.cut_after_bytes = None
             f.injected["cut"] += 1
+        stall_at = f.stall_after_bytes if cut is None else None
+        if stall_at is not None:
+            f.stall_after_bytes = None
+            cut = stall_at
+        client_gone = asyncio.Event()
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -102,6 +111,10 @@ class FaultProxy:
                             break
                     if limit is not None and sent + len(data) >= limit:
                         dst.write(data[: max(0, limit - sent)])
+                        if stall_at is not None:
+                            f.injected["stall_body"] += 1
+                            await dst.drain()
+                            await client_gone.wait()  # silent, open, until the client gives up
                         break
                     dst.write(data)
                     sent += len(data)
@@ -109,6 +122,8 @@ class FaultProxy:
             except (ConnectionError, OSError):
                 pass
             finally:
+                if upstream:
+                    client_gone.set()
                 self.open.discard(writer)
                 for w in (writer, up_writer):
                     w.transport.abort()

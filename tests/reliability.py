@@ -4,6 +4,7 @@ benchmarks/reliability.py (`make reliability`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -29,6 +30,7 @@ from watchme_pipeline.resources import (
     ModelRegistry,
     S3AudioStore,
     SqlResultStore,
+    TimedS3Resource,
 )
 from watchme_pipeline.resources.io_manager import result_store_io_manager
 from watchme_pipeline.sample_data import write_sample_day
@@ -130,8 +132,11 @@ def new_world(root: Path, models: Path, audio=None, results: SqlResultStore | No
 
 # -- scenarios -------------------------------------------------------------------------------
 
-def s3_faults(root: Path, models: Path, days: int) -> Outcome:
-    """Connection resets on listings and reads, and a read cut mid-body, in front of moto."""
+@contextlib.contextmanager
+def moto_behind_proxy(bucket: str, read_timeout_s: float = 20.0):
+    """moto's S3 server on loopback, a bucket in it, and a FaultProxy in front.
+
+    Yields (store straight to moto for uploads, store through the proxy, proxy)."""
     from conftest import free_port
     from dagster_aws.s3 import S3Resource
     from moto.server import ThreadedMotoServer
@@ -142,11 +147,20 @@ def s3_faults(root: Path, models: Path, days: int) -> Outcome:
     try:
         direct = S3Resource(endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                             aws_access_key_id="x", aws_secret_access_key="x")
-        direct.get_client().create_bucket(Bucket="faults")
-        upload = S3AudioStore(bucket="faults", s3=direct)
-        via_proxy = S3AudioStore(bucket="faults", s3=S3Resource(
+        direct.get_client().create_bucket(Bucket=bucket)
+        via_proxy = S3AudioStore(bucket=bucket, s3=TimedS3Resource(
             endpoint_url=f"http://127.0.0.1:{proxy.port}", region_name="us-east-1",
-            aws_access_key_id="x", aws_secret_access_key="x", max_attempts=6))
+            aws_access_key_id="x", aws_secret_access_key="x", max_attempts=6,
+            read_timeout_s=read_timeout_s, connect_timeout_s=2.0))
+        yield S3AudioStore(bucket=bucket, s3=direct), via_proxy, proxy
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def s3_faults(root: Path, models: Path, days: int) -> Outcome:
+    """Connection resets on listings and reads, and a read cut mid-body, in front of moto."""
+    with moto_behind_proxy("faults") as (upload, via_proxy, proxy):
         world = new_world(root, models, audio=upload)
         outcome = Outcome("S3 resets, 503s, cut reads")
         for d in range(days):
@@ -166,9 +180,32 @@ def s3_faults(root: Path, models: Path, days: int) -> Outcome:
             outcome.recovered += retried
         outcome.injections = sum(proxy.faults.injected.values())
         return check(world, outcome, expect_failed=_corrupt(world))
-    finally:
-        proxy.close()
-        server.stop()
+
+
+def s3_stalls(root: Path, models: Path, days: int) -> Outcome:
+    """A request that is never answered and a body that stops mid-transfer: the client times
+    out after read_timeout_s and reads again (botocore for the request, the store for the
+    body)."""
+    with moto_behind_proxy("stalls", read_timeout_s=1.0) as (upload, via_proxy, proxy):
+        world = new_world(root, models, audio=upload)
+        outcome = Outcome("S3 stalled reads, time-out")
+        for d in range(days):
+            world.upload_day(f"stall-{d}")
+        world.audio = via_proxy
+        for d in range(days):
+            proxy.faults.stall_connections = 1  # the listing's request: never answered
+            # The next connection goes silent after 100 kB: in the middle of an audio body.
+            proxy.faults.stall_after_bytes = 100_000
+            started = time.monotonic()
+            result = world.run(f"stall-{d}")
+            outcome.runs += 1
+            if not result.success:
+                outcome.problems.append(f"stalled run failed: {failures(result)}")
+            if time.monotonic() - started > 60:
+                outcome.problems.append("a stall was not cut short by the read time-out")
+        outcome.injections = proxy.faults.injected["stall"] + proxy.faults.injected["stall_body"]
+        outcome.recovered = outcome.injections if not outcome.problems else 0
+        return check(world, outcome, expect_failed=_corrupt(world))
 
 
 class DeletingStore(LocalAudioStore):
@@ -464,7 +501,7 @@ def run_campaign(models: Path, days: int, only: list[str] | None = None,
     own_cluster = cluster is None
     cluster = cluster or PostgresCluster().start()
     scenarios: dict[str, Callable[..., Outcome]] = {
-        "s3": s3_faults, "deleted": deleted_object,
+        "s3": s3_faults, "s3_stall": s3_stalls, "deleted": deleted_object,
         "pg_restart": lambda r, m, d: pg_restart(r, m, d, cluster),
         "pg_cut": lambda r, m, d: pg_cut_mid_write(r, m, d, cluster),
         "sigkill": sigkill, "hostile": hostile_input, "secrets": secrets_never_leak,

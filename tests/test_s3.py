@@ -40,6 +40,37 @@ def test_both_layouts_round_trip_and_list(s3_store):
         s3_store.read(f"files/{DEVICE}/{DATE}/10-00/audio.wav")
 
 
+def test_stalled_body_times_out_and_is_read_again(s3_endpoint):
+    """A body that stops mid-transfer: the client gives up after read_timeout_s and the store
+    reads the object again; with no tries left the error names the object."""
+    from faultproxy import FaultProxy
+
+    from watchme_pipeline.resources import TimedS3Resource
+
+    port = int(s3_endpoint.rsplit(":", 1)[1])
+    proxy = FaultProxy(port)
+    try:
+        s3 = TimedS3Resource(endpoint_url=f"http://127.0.0.1:{proxy.port}",
+                             region_name="us-east-1", aws_access_key_id="t",
+                             aws_secret_access_key="t", read_timeout_s=0.5)
+        s3.get_client().create_bucket(Bucket="stall")
+        payload = bytes(range(256)) * 1024  # 256 kB
+        store = S3AudioStore(bucket="stall", s3=s3)
+        store.write("files/a/2025-07-18/09-00/audio.wav", payload)
+        store._client = None  # a fresh connection, so the stall lands on the read
+        proxy.faults.stall_after_bytes = 50_000
+        assert store.read("files/a/2025-07-18/09-00/audio.wav") == payload
+        assert proxy.faults.injected["stall_body"] == 1
+
+        once = S3AudioStore(bucket="stall", s3=s3, read_attempts=1)
+        proxy.faults.stall_after_bytes = 50_000
+        with pytest.raises(OSError, match=r"s3://stall/files/a/2025-07-18/09-00/audio.wav: read "
+                                          r"gave up after 1 tries, the last with ReadTimeout"):
+            once.read("files/a/2025-07-18/09-00/audio.wav")
+    finally:
+        proxy.close()
+
+
 def test_sensor_pages_past_1000_keys_without_misses_or_repeats(s3_store, real_instance):
     client = s3_store.client
     keys = [f"watchme/files/dev-{d}/{DATE}/{SLOTS[i % 48]}-{i // 48:02d}/audio.wav"

@@ -5,6 +5,7 @@ from watchme_pipeline.resources.audio_store import (
     LocalAudioStore,
     S3AudioStore,
     StoredObject,
+    TimedS3Resource,
     audio_store_from_url,
 )
 from watchme_pipeline.resources.model_registry import ModelRegistry
@@ -35,6 +36,7 @@ __all__ = [
     "SupabaseResultStore",
     "S3AudioStore",
     "StoredObject",
+    "TimedS3Resource",
     "audio_store_from_url",
     "mood_scorer_from_env",
     "result_store_from_env",

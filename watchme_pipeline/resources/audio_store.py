@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import dagster as dg
+from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 from dagster_aws.s3 import S3Resource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
+
+# A body that stalls or breaks after the response headers is not retried by botocore (the
+# request already succeeded); the store retries these itself.
+TRANSIENT_BODY_ERRORS = (ReadTimeoutError, ResponseStreamingError, IncompleteReadError,
+                         ConnectionClosedError)
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,34 @@ class LocalAudioStore(AudioStore):
         return f"local folder {self.root}"
 
 
+class TimedS3Resource(S3Resource):
+    """dagster-aws's ``S3Resource`` with socket time-outs.
+
+    ``S3Resource`` leaves boto3's 60 s defaults; a stalled connection should fail in seconds
+    and be retried (botocore's standard retry mode retries time-outs on the request, the
+    store retries them on the body).
+    """
+
+    connect_timeout_s: float = Field(default=10.0, description="TCP connect time-out.")
+    read_timeout_s: float = Field(
+        default=20.0, description="Longest wait for the next bytes of a response.")
+
+    def get_client(self) -> Any:
+        session = boto3.session.Session(profile_name=self.profile_name)
+        client = session.client(
+            "s3", region_name=self.region_name, use_ssl=self.use_ssl, verify=self.verify,
+            endpoint_url=self.endpoint_url, aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+            config=Config(retries={"max_attempts": self.max_attempts, "mode": "standard"},
+                          connect_timeout=self.connect_timeout_s,
+                          read_timeout=self.read_timeout_s))
+        if self.use_unsigned_session:
+            from botocore import UNSIGNED
+            client.meta.events.register("choose-signer.s3.*", lambda **_: UNSIGNED)
+        return client
+
+
 class S3AudioStore(AudioStore):
     """The WatchMe bucket through dagster-aws's ``S3Resource`` (boto3 over HTTP).
 
@@ -97,6 +139,8 @@ class S3AudioStore(AudioStore):
     bucket: str
     prefix: str = ""
     s3: S3Resource
+    read_attempts: int = Field(
+        default=4, description="Tries per object when its body stalls or breaks mid-transfer.")
 
     _client: Any = PrivateAttr(default=None)
 
@@ -121,10 +165,19 @@ class S3AudioStore(AudioStore):
                                    item["LastModified"].astimezone(dt.UTC))
 
     def read(self, key: str) -> bytes:
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            raise FileNotFoundError(f"s3://{self.bucket}/{self._full(key)}") from None
+        uri = f"s3://{self.bucket}/{self._full(key)}"
+        for attempt in range(1, self.read_attempts + 1):
+            try:
+                obj = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+                return obj["Body"].read()
+            except self.client.exceptions.NoSuchKey:
+                raise FileNotFoundError(uri) from None
+            except TRANSIENT_BODY_ERRORS as e:
+                if attempt == self.read_attempts:
+                    raise OSError(f"{uri}: read gave up after {attempt} tries, the last with "
+                                  f"{type(e).__name__}") from e
+                time.sleep(min(0.2 * 2**attempt, 5.0))  # back off, then read it again
+        raise AssertionError("unreachable")
 
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         full = self._full(key)
@@ -153,5 +206,5 @@ def audio_store_from_url(url: str, env: Mapping[str, str]) -> AudioStore:
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     return S3AudioStore(
         bucket=bucket, prefix=prefix,
-        s3=S3Resource(region_name=region, endpoint_url=endpoint, **secrets),
+        s3=TimedS3Resource(region_name=region, endpoint_url=endpoint, **secrets),
     )
