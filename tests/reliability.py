@@ -303,80 +303,97 @@ def pg_cut_mid_write(root: Path, models: Path, days: int, cluster: PostgresClust
         proxy.close()
 
 
+# The run process of the device-day job. With KILL_TABLES set it kills itself with SIGKILL
+# inside the first write to one of those tables: after the statement, before the commit (the
+# middle of the asset that owns the table), after naming the table in KILL_MARK. With
+# PARENT_RUN_ID set it re-executes that run from failure (Dagster's re-execution).
 KILL_SCRIPT = """
-import dagster as dg, os
+import dagster as dg, os, signal
 from watchme_pipeline.definitions import device_day_job_from_env
+from watchme_pipeline.resources import result_store as rs
+targets = set(filter(None, os.environ.get("KILL_TABLES", "").split(",")))
+upsert = rs.SqlResultStore._upsert
+def dying(self, conn, table, rows, *args, **kwargs):
+    upsert(self, conn, table, rows, *args, **kwargs)
+    if table.name in targets and rows:
+        with open(os.environ["KILL_MARK"], "a") as mark:
+            mark.write(table.name + "\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+rs.SqlResultStore._upsert = dying
 instance = dg.DagsterInstance.get()
-instance.add_dynamic_partitions("devices", [os.environ["KILL_DEVICE"]])
-dg.execute_job(dg.reconstructable(device_day_job_from_env), instance=instance,
-               tags={"dagster/partition": os.environ["KILL_PARTITION"],
-                     "dagster/partition/date": os.environ["KILL_PARTITION"].split("|")[0],
-                     "dagster/partition/device": os.environ["KILL_DEVICE"]})
+device, partition = os.environ["KILL_DEVICE"], os.environ["KILL_PARTITION"]
+instance.add_dynamic_partitions("devices", [device])
+parent = os.environ.get("PARENT_RUN_ID")
+dg.execute_job(
+    dg.reconstructable(device_day_job_from_env), instance=instance,
+    tags={"dagster/partition": partition, "dagster/partition/date": partition.split("|")[0],
+          "dagster/partition/device": device},
+    reexecution_options=dg.ReexecutionOptions.from_failure(parent, instance) if parent else None)
 """
+
+# Each asset and the table it writes: the kill lands in the middle of every one of them.
+KILL_POINTS = {"audio_files": "raw_audio", "vibe_whisper": "transcripts",
+               "behavior_yamnet": "event_scores", "emotion_superb": "emotion_scores",
+               "vibe_whisper_prompt": "vibe_prompt", "vibe_whisper_summary": "mood_chart"}
 
 
 def sigkill(root: Path, models: Path, days: int) -> Outcome:
-    """The run process killed with SIGKILL mid-asset; re-executed from failure, then a fresh
-    run."""
-    from watchme_pipeline.definitions import device_day_job_from_env
-    outcome = Outcome("SIGKILL mid-asset, re-execution")
+    """The run process killed with SIGKILL in the middle of each asset in turn, each time
+    re-executed from failure (the re-execution is killed in the next asset), then a last
+    re-execution and a fresh run complete the day without changing what was done."""
+    outcome = Outcome("SIGKILL in each asset, re-execution")
     home = root / "dagster_home"
     home.mkdir(parents=True)
     data = root / "data"
     (data / "models").mkdir(parents=True)
     for name in os.listdir(models):
         os.symlink(models / name, data / "models" / name)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "WATCHME_DATA_DIR": str(data),
-           "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_DEPLOYMENT": "local",
-           "KILL_DEVICE": "kill-0", "KILL_PARTITION": f"{DATE}|kill-0"}
-    env.pop("WATCHME_AUDIO_STORE", None)
-    env.pop("WATCHME_DATABASE_URL", None)
     world = new_world(data, models, audio=LocalAudioStore(root=str(data / "audio")),
                       results=SqlResultStore(database_url=f"sqlite:///{data / 'watchme.db'}"))
-    world.upload_day("kill-0")
-    # The model steps run emotion_scores, event_scores, transcripts: kill in the first, and in
-    # the next run (which skips what completed) in the last.
-    for stage in ("emotion_features", "transcriptions"):
-        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 180
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                files = world.results.read("audio_files", "kill-0", DATE)
-                if (files[f"{stage}_status"] == "processing").any():
-                    break
-            except Exception:
-                pass
-            time.sleep(0.05)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            outcome.injections += 1
-        proc.wait()
-        outcome.runs += 1
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("WATCHME", "DAGSTER"))})
-    try:
-        with dg.DagsterInstance.get() as instance:
-            run = instance.get_runs(limit=1)[0]
-            if not run.is_finished:  # no daemon here: mark what run monitoring would
-                instance.report_run_failed(run)
-            if instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE:
-                result = dg.execute_job(
-                    dg.reconstructable(device_day_job_from_env), instance=instance,
-                    tags={k: v for k, v in run.tags.items() if k.startswith("dagster/partition")},
-                    reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id,
-                                                                           instance))
+    mark = root / "killed.txt"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for d in range(days):
+            device = f"kill-{d}"
+            world.upload_day(device)
+            env = {**os.environ, "DAGSTER_HOME": str(home), "WATCHME_DATA_DIR": str(data),
+                   "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_DEPLOYMENT": "local",
+                   "KILL_DEVICE": device, "KILL_PARTITION": f"{DATE}|{device}",
+                   "KILL_MARK": str(mark)}
+            for var in ("WATCHME_AUDIO_STORE", "WATCHME_DATABASE_URL"):
+                env.pop(var, None)
+            left, parent = dict(KILL_POINTS), ""
+            while True:
+                mark.unlink(missing_ok=True)
+                before = {t: len(world.results.read(t, device, DATE)) for t in left}
+                proc = subprocess.run(
+                    [sys.executable, "-c", KILL_SCRIPT], capture_output=True, text=True,
+                    env={**env, "KILL_TABLES": ",".join(left), "PARENT_RUN_ID": parent},
+                    timeout=600)
                 outcome.runs += 1
-                outcome.recovered += int(result.success)
-                if not result.success:
-                    outcome.problems.append(f"re-execution from failure failed: "
-                                            f"{failures(result)}")
-    finally:
-        restore_env(saved)
-    world.uploads = {("kill-0", DATE): world.uploads[("kill-0", DATE)]}
-    fresh = world.run("kill-0")  # and a fresh run changes nothing
-    outcome.runs += 1
-    if not fresh.success:
+                run = instance.get_runs(limit=1)[0]
+                if not left:  # the last re-execution, nothing to kill
+                    if proc.returncode != 0 or run.status != dg.DagsterRunStatus.SUCCESS:
+                        outcome.problems.append(f"{device}: last re-execution {run.status}: "
+                                                f"{proc.stderr[-500:]}")
+                    break
+                if proc.returncode != -signal.SIGKILL or not mark.exists():
+                    outcome.problems.append(f"{device}: not killed in {sorted(left)} "
+                                            f"(rc {proc.returncode}) {proc.stderr[-500:]}")
+                    break
+                table = mark.read_text().strip()
+                outcome.injections += 1
+                if len(world.results.read(table, device, DATE)) != before[table]:
+                    outcome.problems.append(f"{device}: the killed write to {table} left rows")
+                del left[table]
+                # No daemon here: mark the dead run failed, as run monitoring would.
+                instance.report_run_failed(instance.get_run_by_id(run.run_id))
+                parent = run.run_id
+        if not outcome.problems:
+            outcome.recovered = outcome.injections
+    killed = world.uploads
+    fresh = [world.run(device) for device, _ in killed]  # and a fresh run changes nothing
+    outcome.runs += len(fresh)
+    if not all(r.success for r in fresh):
         outcome.problems.append("fresh run after recovery failed")
     return check(world, outcome, expect_failed=_corrupt(world))
 

@@ -19,7 +19,7 @@ def outcomes(tiny_models, postgres):
 SCENARIOS = ["S3 resets, 503s, cut reads", "S3 stalled reads, time-out",
              "S3 object deleted before read",
              "PostgreSQL restart mid-run", "PostgreSQL cut mid-write",
-             "SIGKILL mid-asset, re-execution",
+             "SIGKILL in each asset, re-execution",
              "hostile audio and keys", "secrets scan"]
 
 
