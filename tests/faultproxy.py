@@ -20,8 +20,8 @@ class Faults:
     stall_connections: int = 0  # the next N new connections are accepted and never answered
     http_503_connections: int = 0  # the next N requests get "503 Slow Down" (S3's throttling)
     cut_after_bytes: int | None = None  # the next connection closes after N bytes upstream->client
-    # The next connection forwards N bytes upstream->client, then goes silent but stays open
-    # (a read stalled in the middle of a body, until the client times out).
+    # The first connection to pass N bytes upstream->client goes silent there but stays open
+    # (a read stalled in the middle of a body, until the client times out); then disarmed.
     stall_after_bytes: int | None = None
     # Once armed, every open connection is cut after N more bytes client->server in total
     # (a connection lost in the middle of a write, whatever connection the pool uses).
@@ -82,10 +82,6 @@ class FaultProxy:
         if cut is not None:
             f.cut_after_bytes = None
             f.injected["cut"] += 1
-        stall_at = f.stall_after_bytes if cut is None else None
-        if stall_at is not None:
-            f.stall_after_bytes = None
-            cut = stall_at
         client_gone = asyncio.Event()
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
@@ -111,10 +107,14 @@ class FaultProxy:
                             break
                     if limit is not None and sent + len(data) >= limit:
                         dst.write(data[: max(0, limit - sent)])
-                        if stall_at is not None:
-                            f.injected["stall_body"] += 1
-                            await dst.drain()
-                            await client_gone.wait()  # silent, open, until the client gives up
+                        break
+                    stall = f.stall_after_bytes
+                    if not upstream and stall is not None and sent + len(data) >= stall:
+                        f.stall_after_bytes = None
+                        f.injected["stall_body"] += 1
+                        dst.write(data[: max(0, stall - sent)])
+                        await dst.drain()
+                        await client_gone.wait()  # silent, open, until the client gives up
                         break
                     dst.write(data)
                     sent += len(data)

@@ -398,6 +398,123 @@ def sigkill(root: Path, models: Path, days: int) -> Outcome:
     return check(world, outcome, expect_failed=_corrupt(world))
 
 
+# Dagster's own crash points in the sensor daemon (dagster._daemon.sensor), all between
+# computing a tick (run requests and cursor) and storing the cursor in the sensor's state.
+SENSOR_CRASH_POINTS = ["RUN_IDS_RESERVED", "RUN_CREATED", "RUN_LAUNCHED"]
+SENSOR = "new_audio_sensor"
+
+
+def sensor_daemon_tick(home: str, grpc_port: int, env: dict, now: float,
+                       crash_point: str | None) -> None:
+    """One sensor-daemon iteration in this (spawned) process, as `dagster-daemon` runs it,
+    against the code server on grpc_port; with crash_point, Dagster's debug crash flag sends
+    this process SIGKILL there (the method of Dagster's own sensor crash-recovery tests)."""
+    os.environ.update(env)
+    from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
+    from dagster._core.workspace.load_target import GrpcServerTarget
+    from dagster._daemon import get_default_daemon_logger
+    from dagster._daemon.sensor import execute_sensor_iteration
+    target = GrpcServerTarget(host="127.0.0.1", port=grpc_port, socket=None,
+                              location_name="watchme")
+    with dg.DagsterInstance.from_config(home) as instance, freeze_time(now), \
+            create_test_daemon_workspace_context(target, instance) as workspace:
+        location = next(iter(workspace.create_request_context()
+                             .get_code_location_entries().values())).code_location
+        sensor = next(iter(location.get_repositories().values())).get_sensor(SENSOR)
+        state = instance.get_instigator_state(sensor.get_remote_origin_id(),
+                                              sensor.selector_id)
+        if state is None or not state.is_running:
+            instance.start_sensor(sensor)
+        flags = {SENSOR: {crash_point: signal.SIGKILL}} if crash_point else None
+        list(execute_sensor_iteration(workspace, get_default_daemon_logger("SensorDaemon"),
+                                      threadpool_executor=None, submit_threadpool_executor=None,
+                                      debug_crash_flags=flags))
+
+
+def sensor_killed(root: Path, models: Path, days: int) -> Outcome:
+    """The sensor daemon process killed with SIGKILL between computing a tick and storing its
+    cursor, at each of Dagster's crash points; the next daemon process finishes the tick. Every
+    uploaded device-day gets exactly one run whose files are all the ones uploaded (runs stay
+    queued: this scenario is about what is requested, not how it runs)."""
+    import multiprocessing
+
+    from conftest import free_port
+    outcome = Outcome("sensor killed before its cursor")
+    home = root / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n"
+        "  class: QueuedRunCoordinator\ntelemetry:\n  enabled: false\n")
+    data = root / "data"
+    env = {"DAGSTER_HOME": str(home), "WATCHME_DATA_DIR": str(data),
+           "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_DEPLOYMENT": "local",
+           "WATCHME_AUDIO_STORE": str(data / "audio"),
+           "WATCHME_DATABASE_URL": f"sqlite:///{data / 'watchme.db'}"}
+    world = new_world(data, models, audio=LocalAudioStore(root=str(data / "audio")))
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "api", "grpc", "-m", "watchme_pipeline.definitions",
+         "-a", "defs", "-h", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spawn = multiprocessing.get_context("spawn")
+    now = time.time()
+    try:
+        _wait_for_grpc(port, server)
+        for i, point in enumerate(SENSOR_CRASH_POINTS * days):
+            for device in (f"sk-{i}-a", f"sk-{i}-b"):
+                world.upload_day(device, seconds=1)
+            for crash in (point, None):  # killed at the point, then the next daemon process
+                now += 120  # past the sensor's minimum interval
+                proc = spawn.Process(target=sensor_daemon_tick,
+                                     args=(str(home), port, env, now, crash))
+                proc.start()
+                proc.join(300)
+                if crash and proc.exitcode == -signal.SIGKILL:
+                    outcome.injections += 1
+                elif proc.exitcode != (-signal.SIGKILL if crash else 0):
+                    outcome.problems.append(f"{point}: daemon exit code {proc.exitcode}")
+        now += 120
+        proc = spawn.Process(target=sensor_daemon_tick, args=(str(home), port, env, now, None))
+        proc.start()
+        proc.join(300)  # nothing new: no runs
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": SENSOR}))
+            outcome.runs = len(runs)
+            per_day: dict[tuple[str, str], int] = {}
+            for run in runs:
+                date, device = run.tags["dagster/partition"].split("|")
+                per_day[(device, date)] = per_day.get((device, date), 0) + 1
+                if per_day[(device, date)] == 1:  # files this device-day's run was asked for
+                    outcome.rows_out += int(run.tags["watchme/new_files"])
+        for day, keys in world.uploads.items():
+            outcome.recordings_in += len(keys)
+            count = per_day.get(day, 0)
+            outcome.lost += len(keys) if count == 0 else 0
+            outcome.duplicated += max(0, count - 1)
+        outcome.lost += max(0, outcome.recordings_in - outcome.rows_out)
+        if not outcome.problems and not outcome.lost and not outcome.duplicated:
+            outcome.recovered = outcome.injections
+    finally:
+        server.terminate()
+        server.wait(30)
+    return outcome
+
+
+def _wait_for_grpc(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
+    from dagster._grpc.client import DagsterGrpcClient
+    client = DagsterGrpcClient(port=port, host="127.0.0.1")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"code server exited with {server.returncode}")
+        try:
+            client.ping("up")
+            return
+        except Exception:
+            time.sleep(0.5)
+    raise TimeoutError(f"code server on port {port} not up after {timeout} s")
+
+
 def hostile_input(root: Path, models: Path, days: int) -> Outcome:
     """Hostile audio fails its own slot with a reason; hostile keys never become rows."""
     import io
@@ -521,7 +638,8 @@ def run_campaign(models: Path, days: int, only: list[str] | None = None,
         "s3": s3_faults, "s3_stall": s3_stalls, "deleted": deleted_object,
         "pg_restart": lambda r, m, d: pg_restart(r, m, d, cluster),
         "pg_cut": lambda r, m, d: pg_cut_mid_write(r, m, d, cluster),
-        "sigkill": sigkill, "hostile": hostile_input, "secrets": secrets_never_leak,
+        "sigkill": sigkill, "sensor_kill": sensor_killed, "hostile": hostile_input,
+        "secrets": secrets_never_leak,
     }
     outcomes = []
     try:
