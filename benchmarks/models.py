@@ -22,6 +22,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from watchme_pipeline.resources.model_registry import (  # noqa: E402
+    DEFAULT_QUANTIZE,
+    DEFAULT_WHISPER_ENGINE,
+)
+
 CACHE = ROOT / "data" / "bench-models"
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -32,9 +38,12 @@ def build_standard_models() -> dict[str, str]:
     """Whisper base, AST base (527 labels), wav2vec2-base (4 labels), random weights."""
     import torch
 
+    from watchme_pipeline.models.tiny import build_ct2_whisper
+
     paths = {"whisper": CACHE / "whisper-base.pt", "events": CACHE / "ast-base",
-             "emotion": CACHE / "wav2vec2-base"}
+             "emotion": CACHE / "wav2vec2-base", "whisper-ct2": CACHE / "whisper-base-ct2"}
     CACHE.mkdir(parents=True, exist_ok=True)
+    build_ct2_whisper(paths["whisper-ct2"], d_model=512, layers=6, heads=8)  # int8
     torch.manual_seed(0)
     if not paths["whisper"].exists():
         from dataclasses import asdict
@@ -99,17 +108,26 @@ def peak_rss_mb() -> float:
 
 # -- one measurement (in a child process) ----------------------------------------------------
 
-def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: int) -> dict:
+def make_registry(paths: dict[str, str], budget_mb: int, engine: str, quantize: str):
+    from watchme_pipeline.resources import ModelRegistry
+    return ModelRegistry(
+        profile="standard", event_model=paths["events"], emotion_model=paths["emotion"],
+        whisper_model=paths["whisper-ct2" if engine == "faster-whisper" else "whisper"],
+        whisper_engine=engine, quantize=quantize, memory_budget_mb=budget_mb,
+        cache_dir=str(CACHE))
+
+
+def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: int,
+            engine: str, quantize: str) -> dict:
     import torch
 
     from watchme_pipeline.models.emotion import classify_emotion
     from watchme_pipeline.models.events import classify_events
     from watchme_pipeline.models.transcribe import CHUNK_SAMPLES, transcribe
-    from watchme_pipeline.resources import ModelRegistry
     paths = build_standard_models()
-    registry = ModelRegistry(profile="standard", whisper_model=paths["whisper"],
-                             event_model=paths["events"], emotion_model=paths["emotion"],
-                             memory_budget_mb=budget_mb, cache_dir=str(CACHE))
+    if mode in ("naive", "engines", "quant"):  # references: openai-whisper, fp32
+        engine, quantize = "openai-whisper", ""
+    registry = make_registry(paths, budget_mb, engine, quantize)
     audios = day_audio(slots, seconds, all_speech)
     for a in audios.values():
         a.voice_mask()
@@ -134,6 +152,11 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
             chunks = [a.samples[s:s + CHUNK_SAMPLES] for a in audios.values()
                       for s in range(0, len(a.samples), CHUNK_SAMPLES)]
             for i in range(0, len(chunks), 8):
+                if engine == "faster-whisper":  # CTranslate2's encoder on its own features
+                    feats = np.stack([m.feature_extractor(np.pad(c, (0, CHUNK_SAMPLES - len(c)))
+                                                          )[:, :3000] for c in chunks[i:i + 8]])
+                    m.encode(feats)
+                    continue
                 mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(
                     torch.from_numpy(np.ascontiguousarray(c)))) for c in chunks[i:i + 8]])
                 m.encoder(mel)
@@ -179,6 +202,83 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
                 t0 = time.perf_counter()
                 models["emotion"].model(torch.from_numpy(a.samples[None, :]))
                 stages["emotion_scores"] += time.perf_counter() - t0
+    elif mode == "engines":  # the same speech chunks through each Whisper engine, no gate
+        from watchme_pipeline.models.transcribe import WhisperSettings, _decode_faster
+        from watchme_pipeline.models.transcribe import _decode_openai as decode_openai
+        speech = {k: a for k, a in audios.items() if a.voiced_seconds > 5}
+        chunks = [(k, a.samples[s:s + CHUNK_SAMPLES]) for k, a in speech.items()
+                  for s in range(0, len(a.samples), CHUNK_SAMPLES)]
+        minutes = sum(len(x) for _, x in chunks) / 16000 / 60
+        settings = WhisperSettings(voice_gate=False)
+        for name, eng, quant, decode in [
+                ("openai-whisper fp32", "openai-whisper", "", decode_openai),
+                ("openai-whisper int8-dynamic", "openai-whisper", "whisper", decode_openai),
+                ("faster-whisper int8", "faster-whisper", "", _decode_faster)]:
+            reg = make_registry(paths, 3000, eng, quant)
+            model = reg.get("whisper").model
+            decode(model, chunks[:1], settings).__next__()  # warm up
+            t0 = time.perf_counter()
+            tokens = [sum(len(r.tokens) for r in rs) for _, rs in decode(model, chunks,
+                                                                         settings)]
+            stages[name] = {"s_per_audio_min": round((time.perf_counter() - t0) / minutes, 2),
+                            "tokens_per_30s_chunk": round(float(np.mean(tokens)), 1)}
+            reg.release_all()
+    elif mode == "quant":  # int8 dynamic quantization: speed and the score difference
+        import whisper
+
+        from watchme_pipeline.models.emotion import classify_emotion as emo
+        from watchme_pipeline.models.events import WINDOW_SAMPLES
+        from watchme_pipeline.models.events import classify_events as ev
+        from watchme_pipeline.resources.model_registry import quantize_linear_int8
+        speech = dict(list(audios.items())[:4])
+        minutes = sum(a.duration_s for a in speech.values()) / 60
+        windows = [a.samples[:WINDOW_SAMPLES] for a in speech.values()]
+        for kind, run, probs in [
+                ("events", lambda m: ev(m.model, m.extractor, speech),
+                 lambda m: torch.sigmoid(m.model(**m.extractor(
+                     windows, sampling_rate=16000, return_tensors="pt")).logits)),
+                ("emotion", lambda m: emo(m.model, m.extractor, speech),
+                 lambda m: torch.softmax(m.model(torch.from_numpy(np.stack(
+                     [w[:160000] for w in windows]))).logits, -1))]:
+            out = {}
+            for quant in ("", kind):
+                reg = make_registry(paths, 3000, "openai-whisper", quant)
+                m = reg.get(kind)
+                run(m)  # warm up
+                t0 = time.perf_counter()
+                run(m)
+                elapsed = time.perf_counter() - t0
+                with torch.inference_mode():
+                    out[quant or "fp32"] = (probs(m), elapsed, peak_rss_mb())
+                reg.release_all()
+            (p32, t32, _), (p8, t8, _) = out["fp32"], out[kind]
+            top32 = p32.topk(5 if kind == "events" else 1).indices
+            top8 = p8.topk(5 if kind == "events" else 1).indices
+            agree = np.mean([len(set(a.tolist()) & set(b.tolist())) / len(a)
+                             for a, b in zip(top32, top8)])
+            stages[kind] = {"fp32_s_per_audio_min": round(t32 / minutes, 2),
+                            "int8_s_per_audio_min": round(t8 / minutes, 2),
+                            "max_abs_prob_diff": round(float((p32 - p8).abs().max()), 4),
+                            "top_labels_agree": round(float(agree), 3)}
+        reg = make_registry(paths, 3000, "openai-whisper", "")
+        model = reg.get("whisper").model
+        mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(
+            torch.from_numpy(a.samples[:CHUNK_SAMPLES]))) for a in speech.values()])
+        with torch.inference_mode():
+            model.encoder(mel[:1])  # warm up
+            t0 = time.perf_counter()
+            a32 = model.encoder(mel)
+            t32 = time.perf_counter() - t0
+            q = quantize_linear_int8(model).encoder
+            q(mel[:1])
+            t0 = time.perf_counter()
+            a8 = q(mel)
+            t8 = time.perf_counter() - t0
+        chunk_min = len(speech) * CHUNK_SAMPLES / 16000 / 60
+        stages["whisper_encoder"] = {"fp32_s_per_audio_min": round(t32 / chunk_min, 2),
+                                     "int8_s_per_audio_min": round(t8 / chunk_min, 2),
+                                     "relative_output_diff": round(float(
+                                         (a32 - a8).norm() / a32.norm()), 4)}
     elif mode == "gate":  # what a 60 s silent or noise-only slot costs Whisper
         import soundfile as sf
 
@@ -205,7 +305,8 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
 
 def child(mode: str, args, all_speech: bool = False, budget_mb: int = 1000) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--slots", str(args.slots),
-           "--seconds", str(args.seconds), "--budget", str(budget_mb)]
+           "--seconds", str(args.seconds), "--budget", str(budget_mb),
+           "--engine", args.engine, "--quantize", args.quantize]
     if all_speech:
         cmd.append("--all-speech")
     print(f"running {mode}{' (all speech)' if all_speech else ''}, budget {budget_mb} MB ...",
@@ -222,18 +323,26 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--all-speech", action="store_true")
     parser.add_argument("--child")
+    parser.add_argument("--engine", default=DEFAULT_WHISPER_ENGINE)
+    parser.add_argument("--quantize", default=DEFAULT_QUANTIZE)
+    parser.add_argument("--only", help="comma list of extra measurements to run alone "
+                        "(gate, engines, quant); updates latest.json")
     parser.add_argument("--only-gate", action="store_true",
                         help="measure the silent/noise slots only and update latest.json")
     args = parser.parse_args()
     if args.only_gate:
+        args.only = "gate"
+    if args.only:
         latest = json.loads((RESULTS / "latest.json").read_text())
-        latest.update(child("gate", args, budget_mb=600)["stages"])
+        for mode in args.only.split(","):
+            stages = child(mode, args, budget_mb=600)["stages"]
+            latest.update(stages if mode == "gate" else {mode: stages})
         (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
         print(json.dumps(latest, indent=2))
         return
     if args.child:
         print(json.dumps(measure(args.child, args.slots, args.seconds, args.all_speech,
-                                 args.budget)))
+                                 args.budget, args.engine, args.quantize)))
         return
     build_standard_models()
     one = child("ours", args, budget_mb=600)  # room for one model at a time
@@ -242,12 +351,15 @@ def main() -> None:
     floor = child("floor", args, budget_mb=600)
     naive = child("naive", args, budget_mb=3000)
     gate = child("gate", args, budget_mb=600)
+    engines = child("engines", args, budget_mb=3000)
+    quant = child("quant", args, budget_mb=3000)
     scale = 48 * 60 / (args.slots * args.seconds)  # to a full day of 48 one-minute slots
     result = {
         "machine": {"nproc": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE")
                                                              * os.sysconf("SC_PHYS_PAGES")
                                                              / 2**30, 1)},
         "measured_day": {"slots": args.slots, "seconds_per_slot": args.seconds},
+        "config": {"whisper_engine": args.engine, "quantize": args.quantize or "none"},
         "day_mixed_s": round(one["total_s"] * scale, 1),
         "day_all_speech_s": round(speech["total_s"] * scale, 1),
         "floor_ratio": round(one["total_s"] / floor["total_s"], 2),
@@ -261,6 +373,8 @@ def main() -> None:
                           "naive_s_per_audio_min": round(naive["stages"][name]
                                                          / naive["audio_min"], 2)}
                    for name, s in one["stages"].items()},
+        "engines": engines["stages"],
+        "quant": quant["stages"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")

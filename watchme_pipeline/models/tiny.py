@@ -59,6 +59,55 @@ def build_tiny_whisper(cache_dir: Path) -> Path:
     return _atomic_dir(cache_dir / "tiny-whisper", build) / "model.pt"
 
 
+def whisper_tokenizer_json(path: Path) -> Path:
+    """Whisper's multilingual tokenizer as a ``tokenizer.json`` (what faster-whisper reads),
+    built offline from the tiktoken file openai-whisper ships, special tokens at their ids."""
+    import whisper.tokenizer
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    enc = whisper.tokenizer.get_encoding("multilingual")
+    specials = [t for t, _ in sorted(enc._special_tokens.items(), key=lambda kv: kv[1])]
+    tiktoken_file = Path(whisper.tokenizer.__file__).parent / "assets" / "multilingual.tiktoken"
+    converted = TikTokenConverter(vocab_file=str(tiktoken_file), pattern=enc._pat_str,
+                                  extra_special_tokens=specials).converted()
+    converted.save(str(path))
+    return path
+
+
+def build_ct2_whisper(target: Path, *, d_model: int, layers: int, heads: int,
+                      quantization: str = "int8") -> Path:
+    """A random-weight transformers Whisper converted to CTranslate2 (faster-whisper's
+    format) with the multilingual tokenizer; ``base`` is d_model=512, layers=6, heads=8."""
+    import tempfile
+
+    import ctranslate2
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    def build(tmp: Path) -> None:
+        torch.manual_seed(0)
+        config = WhisperConfig(
+            vocab_size=51865, num_mel_bins=80, d_model=d_model, encoder_layers=layers,
+            decoder_layers=layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
+            encoder_ffn_dim=4 * d_model, decoder_ffn_dim=4 * d_model, max_source_positions=1500,
+            max_target_positions=448, decoder_start_token_id=50258, pad_token_id=50257,
+            bos_token_id=50257, eos_token_id=50257,
+        )
+        with tempfile.TemporaryDirectory() as hf:
+            WhisperForConditionalGeneration(config).save_pretrained(hf)
+            whisper_tokenizer_json(Path(hf) / "tokenizer.json")
+            ctranslate2.converters.TransformersConverter(
+                hf, copy_files=["tokenizer.json"]).convert(str(tmp), quantization=quantization,
+                                                           force=True)
+
+    return _atomic_dir(target, build)
+
+
+def build_tiny_whisper_ct2(cache_dir: Path) -> Path:
+    """The tiny Whisper for the faster-whisper engine (CTranslate2, int8)."""
+    return build_ct2_whisper(cache_dir / "tiny-whisper-ct2", d_model=64, layers=1, heads=2)
+
+
 def build_tiny_ast(cache_dir: Path) -> Path:
     """ASTForAudioClassification with the 527 AudioSet labels and AST's own feature extractor."""
     import torch
@@ -105,6 +154,7 @@ def build_tiny_emotion(cache_dir: Path) -> Path:
 
 TINY_BUILDERS = {
     "whisper": build_tiny_whisper,
+    "whisper-ct2": build_tiny_whisper_ct2,
     "events": build_tiny_ast,
     "emotion": build_tiny_emotion,
 }

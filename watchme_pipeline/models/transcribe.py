@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ _REPEAT = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
 @dataclass(frozen=True)
 class WhisperSettings:
     language: str | None = "ja"  # None: detect per chunk
+    voice_gate: bool = True  # False decodes every chunk (benchmarks, tests of the keep rule)
     min_voiced_s: float = 1.0  # gate: slots with less voiced audio are not decoded at all
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -46,28 +47,55 @@ def _keep(result, settings: WhisperSettings) -> bool:
             and result.compression_ratio <= settings.compression_ratio_threshold)
 
 
-def transcribe(
-    model, audios: Mapping[str, DecodedAudio], settings: WhisperSettings = WhisperSettings()
-) -> dict[str, Transcript]:
-    """Transcribe each slot; chunks of all slots are decoded together in batches."""
-    import torch
-    import whisper
-
+def voiced_chunks(audios: Mapping[str, DecodedAudio], settings: WhisperSettings
+                  ) -> list[tuple[str, np.ndarray]]:
+    """The 30 s chunks worth decoding: slots under the voice gate and silent half-minutes
+    inside speech slots are left out."""
     chunks: list[tuple[str, np.ndarray]] = []
     for slot, audio in audios.items():
-        if audio.voiced_seconds < settings.min_voiced_s:
+        gate = settings.voice_gate
+        if gate and audio.voiced_seconds < settings.min_voiced_s:
             continue
-        mask = audio.voice_mask()
         frames_per_chunk = CHUNK_SAMPLES // 480
         for start in range(0, len(audio.samples), CHUNK_SAMPLES):
             f0 = start // 480
-            if mask[f0 : f0 + frames_per_chunk].sum() * 480 < 0.5 * SAMPLE_RATE:
+            if gate and audio.voice_mask()[f0 : f0 + frames_per_chunk].sum() * 480 < (
+                    0.5 * SAMPLE_RATE):
                 continue  # a silent half-minute inside a speech slot
             chunks.append((slot, audio.samples[start : start + CHUNK_SAMPLES]))
+    return chunks
 
+
+def transcribe(
+    model, audios: Mapping[str, DecodedAudio], settings: WhisperSettings = WhisperSettings()
+) -> dict[str, Transcript]:
+    """Transcribe each slot with whichever engine ``model`` belongs to (openai-whisper's
+    ``Whisper`` or faster-whisper's ``WhisperModel``); same gate, same keep rule."""
+    chunks = voiced_chunks(audios, settings)
+    decode = (_decode_faster if type(model).__module__.startswith("faster_whisper")
+              else _decode_openai)
     texts: dict[str, list[str]] = {slot: [] for slot in audios}
     decoded = dict.fromkeys(audios, 0)
     dropped = dict.fromkeys(audios, 0)
+    for slot, results in decode(model, chunks, settings):
+        decoded[slot] += 1
+        kept = [clean_text(r.text) for r in results if _keep(r, settings)]
+        text = " ".join(t for t in kept if t)
+        if text:
+            texts[slot].append(text)
+        else:
+            dropped[slot] += 1
+    return {
+        slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot]) for slot in audios
+    }
+
+
+def _decode_openai(model, chunks: list[tuple[str, np.ndarray]], settings: WhisperSettings
+                   ) -> Iterator[tuple[str, list]]:
+    """openai-whisper: chunks of all slots decoded together, ``batch_size`` at a time."""
+    import torch
+    import whisper
+
     options = whisper.DecodingOptions(
         task="transcribe", language=settings.language, temperature=0.0,
         sample_len=settings.sample_len, without_timestamps=True, fp16=False,
@@ -83,12 +111,19 @@ def transcribe(
                 for _, x in batch
             ])
             for (slot, _), result in zip(batch, whisper.decode(model, mel, options)):
-                decoded[slot] += 1
-                text = clean_text(result.text)
-                if text and _keep(result, settings):
-                    texts[slot].append(text)
-                else:
-                    dropped[slot] += 1
-    return {
-        slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot]) for slot in audios
-    }
+                yield slot, [result]
+
+
+def _decode_faster(model, chunks: list[tuple[str, np.ndarray]], settings: WhisperSettings
+                   ) -> Iterator[tuple[str, list]]:
+    """faster-whisper (CTranslate2): one chunk at a time, greedy, no temperature fallback,
+    its own VAD off (the gate above already chose the chunks)."""
+    for slot, samples in chunks:
+        segments, _ = model.transcribe(
+            np.ascontiguousarray(samples, dtype=np.float32), language=settings.language,
+            task="transcribe", beam_size=1, temperature=0.0, without_timestamps=True,
+            condition_on_previous_text=False, max_new_tokens=settings.sample_len,
+            vad_filter=False, log_prob_threshold=None, no_speech_threshold=None,
+            compression_ratio_threshold=None,
+        )
+        yield slot, list(segments)

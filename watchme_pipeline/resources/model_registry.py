@@ -26,6 +26,11 @@ from watchme_pipeline.models.tiny import TINY_BUILDERS
 log = logging.getLogger(__name__)
 
 KINDS = ("whisper", "events", "emotion")
+# Whisper engines behind one interface (models/transcribe.py); the default is the one
+# `make bench` measured faster on 2 cores (see README, Performance).
+WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
+DEFAULT_WHISPER_ENGINE = "faster-whisper"
+DEFAULT_QUANTIZE = ""  # none: see README, Performance, for what int8 would change
 # fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
 KNOWN_SIZES_MB = {
     "tiny": 39 * 4, "base": 74 * 4, "small": 244 * 4, "medium": 769 * 4,
@@ -84,23 +89,43 @@ class ModelRegistry(dg.ConfigurableResource):
     cache_dir: str = "data/models"
     memory_budget_mb: int = 1536
     torch_threads: int = 0  # 0: as many as the CPUs this process may use
+    whisper_engine: str = DEFAULT_WHISPER_ENGINE  # openai-whisper | faster-whisper
+    whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
+    # torch models whose Linear layers get int8 dynamic quantization, e.g. "events,emotion"
+    # (measured in `make bench`: speed, memory, and the score difference it causes).
+    quantize: str = DEFAULT_QUANTIZE
 
     _loaded: OrderedDict = PrivateAttr(default_factory=OrderedDict)
 
     def _source(self, kind: str) -> str:
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+        if kind == "whisper" and self.whisper_engine not in WHISPER_ENGINES:
+            raise ValueError(f"unknown Whisper engine {self.whisper_engine!r} "
+                             f"(WATCHME_WHISPER_ENGINE); expected one of {WHISPER_ENGINES}")
         if self.profile == "tiny":
-            return str(TINY_BUILDERS[kind](Path(self.cache_dir)))
+            builder = "whisper-ct2" if kind == "whisper" and self._faster() else kind
+            return str(TINY_BUILDERS[builder](Path(self.cache_dir)))
         if self.profile != "standard":
             raise ValueError(f"unknown model profile {self.profile!r}: use 'tiny' or 'standard'")
         return {"whisper": self.whisper_model, "events": self.event_model,
                 "emotion": self.emotion_model}[kind]
 
+    def _faster(self) -> bool:
+        return self.whisper_engine == "faster-whisper"
+
     def model_id(self, kind: str) -> str:
-        """What produced a result: the id, or a local path with its weights' checksum."""
+        """What produced a result: the id, or a local path with its weights' checksum (and
+        for Whisper the engine, whose int8 weights give slightly different scores)."""
+        engine = (f"+faster-whisper-{self.whisper_compute_type}"
+                  if kind == "whisper" and self._faster() else "")
+        if kind in self.quantized_kinds() and not (kind == "whisper" and self._faster()):
+            engine += "+int8-dynamic"
         if self.profile == "tiny":
-            return f"tiny-{kind}"
+            return f"tiny-{kind}{engine}"
+        return self._checkpoint_id(kind) + engine
+
+    def _checkpoint_id(self, kind: str) -> str:
         source = self._source(kind)
         path = Path(source)
         if path.exists():
@@ -120,7 +145,10 @@ class ModelRegistry(dg.ConfigurableResource):
             weights = sum(p.stat().st_size for p in files if p.suffix in
                           (".pt", ".bin", ".safetensors"))
             return weights / 2**20 * OVERHEAD
-        return KNOWN_SIZES_MB.get(source, 400) * OVERHEAD
+        size = KNOWN_SIZES_MB.get(source, 400)
+        if kind == "whisper" and self._faster() and self.whisper_compute_type.startswith("int8"):
+            size /= 4  # one byte a weight instead of four
+        return size * OVERHEAD
 
     def loaded_kinds(self) -> list[str]:
         return list(self._loaded)
@@ -169,14 +197,48 @@ class ModelRegistry(dg.ConfigurableResource):
             torch.set_num_threads(n)
 
     def _load(self, kind: str, source: str) -> tuple[Any, Any]:
+        if kind == "whisper" and self._faster():
+            from faster_whisper import WhisperModel
+
+            return WhisperModel(source, device="cpu", compute_type=self.whisper_compute_type,
+                                cpu_threads=self.torch_threads or cpu_limit(),
+                                download_root=self.cache_dir), None
         if kind == "whisper":
             import whisper
 
-            return whisper.load_model(source, device="cpu", download_root=self.cache_dir), None
+            model = whisper.load_model(source, device="cpu", download_root=self.cache_dir)
+            return self._maybe_quantize(kind, model), None
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
         model = AutoModelForAudioClassification.from_pretrained(source).eval()
-        return model, AutoFeatureExtractor.from_pretrained(source)
+        return self._maybe_quantize(kind, model), AutoFeatureExtractor.from_pretrained(source)
+
+    def quantized_kinds(self) -> set[str]:
+        kinds = {k.strip() for k in self.quantize.split(",") if k.strip()}
+        if kinds - set(KINDS):
+            raise ValueError(f"WATCHME_QUANTIZE={self.quantize!r}: unknown model kinds "
+                             f"{sorted(kinds - set(KINDS))}; expected some of {KINDS}")
+        return kinds
+
+    def _maybe_quantize(self, kind: str, model: Any) -> Any:
+        if kind not in self.quantized_kinds():
+            return model
+        return quantize_linear_int8(model)
+
+
+def quantize_linear_int8(model: Any) -> Any:
+    """int8 dynamic quantization of every Linear layer (weights int8, activations quantized
+    on the fly), in place. openai-whisper's layers subclass ``nn.Linear`` (to cast dtypes),
+    which ``quantize_dynamic`` matches by exact type and so would silently skip: in fp32 they
+    are plain Linear layers, and are treated as such."""
+    import torch
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and type(module) is not nn.Linear:
+            module.__class__ = nn.Linear
+    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8,
+                                                  inplace=True)
 
 
 def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
@@ -188,4 +250,6 @@ def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
         event_model=env.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
         emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
         memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
+        whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
+        quantize=env.get("WATCHME_QUANTIZE", DEFAULT_QUANTIZE),
     )

@@ -1,0 +1,85 @@
+"""The model stages as plain Python: both Whisper engines behind one interface, the voice gate,
+and the keep rule, on the tiny random-weight models."""
+
+import numpy as np
+import pytest
+
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
+from watchme_pipeline.models.transcribe import WhisperSettings, transcribe, voiced_chunks
+from watchme_pipeline.resources import ModelRegistry
+from watchme_pipeline.resources.model_registry import WHISPER_ENGINES
+from watchme_pipeline.sample_data import _noise, _speech
+
+
+def audio(samples: np.ndarray, kind: str) -> DecodedAudio:
+    return DecodedAudio(samples=samples.astype(np.float32), source_rate=SAMPLE_RATE,
+                        channels=1, source_format=kind)
+
+
+@pytest.fixture(scope="module")
+def day_slots() -> dict[str, DecodedAudio]:
+    """60 s slots: silence, pink noise, white noise, an alarm, and speech (espeak-ng or its
+    stand-in)."""
+    rng = np.random.default_rng(3)
+    text = "おはようございます。今日はとても良い天気ですね。" * 3
+    speech, _ = _speech(text, 60, SAMPLE_RATE, rng)
+    return {
+        "00-00": audio(np.zeros(60 * SAMPLE_RATE), "silence"),
+        "00-30": audio(_noise(0, 60, SAMPLE_RATE, rng), "pink"),
+        "01-00": audio(rng.standard_normal(60 * SAMPLE_RATE) * 0.2, "white"),
+        "01-30": audio(_noise(2, 60, SAMPLE_RATE, rng), "alarm"),
+        "02-00": audio(speech, "speech"),
+    }
+
+
+def test_the_gate_alone_decodes_nothing_of_silence_and_noise(day_slots):
+    chunks = voiced_chunks(day_slots, WhisperSettings())
+    assert {slot for slot, _ in chunks} == {"02-00"}
+    assert 1 <= len(chunks) <= 2 and all(len(x) <= 30 * SAMPLE_RATE for _, x in chunks)
+
+
+@pytest.mark.parametrize("engine", WHISPER_ENGINES)
+def test_both_engines_give_silence_and_noise_empty_text(tiny_models, day_slots, engine):
+    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models), whisper_engine=engine)
+    loaded = registry.get("whisper")
+    results = transcribe(loaded.model, day_slots, WhisperSettings())
+    assert set(results) == set(day_slots)
+    for slot in ("00-00", "00-30", "01-00", "01-30"):
+        assert results[slot].text == "" and results[slot].decoded_chunks == 0, slot
+    speech = results["02-00"]
+    assert speech.decoded_chunks >= 1  # the gate let the speech through to the engine
+    assert speech.dropped_chunks <= speech.decoded_chunks
+    # Random weights: whatever is kept went through the same cleaning (no tokens, no loops).
+    assert "<|" not in speech.text and len(speech.text) < 2000
+    suffix = "+faster-whisper-int8" if engine == "faster-whisper" else ""
+    assert loaded.model_id == f"tiny-whisper{suffix}"
+
+
+@pytest.mark.parametrize("engine", WHISPER_ENGINES)
+def test_with_the_gate_off_the_keep_rule_still_drops_noise(tiny_models, day_slots, engine):
+    """Random weights decode noise into low-confidence tokens; the log-probability and loop
+    rules drop them, so noise stays empty even when the voice gate is disabled."""
+    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models), whisper_engine=engine)
+    model = registry.get("whisper").model
+    noise = {k: day_slots[k] for k in ("00-30", "01-00")}
+    results = transcribe(model, noise, WhisperSettings(voice_gate=False, sample_len=24))
+    for slot, r in results.items():
+        assert r.text == "" and r.decoded_chunks >= 1 and r.dropped_chunks == r.decoded_chunks, (
+            slot, r)
+
+
+def test_unknown_engine_is_refused_naming_the_variable(tiny_models):
+    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models), whisper_engine="vosk")
+    with pytest.raises(ValueError, match="unknown Whisper engine 'vosk' "
+                                         r"\(WATCHME_WHISPER_ENGINE\)"):
+        registry.get("whisper")
+
+
+def test_faster_whisper_int8_is_estimated_at_a_quarter():
+    fp32 = ModelRegistry(profile="standard", cache_dir="/nonexistent",
+                         whisper_engine="openai-whisper")
+    int8 = ModelRegistry(profile="standard", cache_dir="/nonexistent",
+                         whisper_engine="faster-whisper")
+    assert int8.estimate_mb("whisper") == pytest.approx(fp32.estimate_mb("whisper") / 4)
+    assert int8.model_id("whisper") == "base+faster-whisper-int8"
+    assert fp32.model_id("whisper") == "base"
