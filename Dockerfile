@@ -18,6 +18,7 @@ ARG FETCH_WEIGHTS=0
 ENV HF_HOME=/models/hf WATCHME_DATA_DIR=/data WATCHME_DEPLOYMENT=k8s OMP_WAIT_POLICY=PASSIVE
 RUN if [ "$FETCH_WEIGHTS" = "1" ]; then python -c "\
 import whisper; whisper.load_model('base', download_root='/models'); \
+from faster_whisper import WhisperModel; WhisperModel('base', download_root='/models'); \
 from transformers import AutoModelForAudioClassification as M, AutoFeatureExtractor as F; \
 [(M.from_pretrained(i), F.from_pretrained(i)) for i in \
  ('MIT/ast-finetuned-audioset-10-10-0.4593', 'superb/wav2vec2-base-superb-er')]"; fi
