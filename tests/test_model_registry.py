@@ -43,7 +43,8 @@ def test_a_model_that_cannot_fit_is_refused_before_loading():
 
 
 def test_standard_sizes_are_estimated_before_download():
-    registry = ModelRegistry(profile="standard", cache_dir="/nonexistent")
+    registry = ModelRegistry(profile="standard", cache_dir="/nonexistent",
+                             whisper_engine="openai-whisper")
     assert 350 < registry.estimate_mb("whisper") < 450  # whisper base, fp32
     assert registry.model_id("events") == "MIT/ast-finetuned-audioset-10-10-0.4593"
     assert 1 <= cpu_limit()
