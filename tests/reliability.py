@@ -130,6 +130,14 @@ def new_world(root: Path, models: Path, audio=None, results: SqlResultStore | No
                  models=models, instance=dg.DagsterInstance.ephemeral())
 
 
+def uploaded_world(root: Path, models: Path, store, prefix: str, days: int) -> World:
+    """A world whose store holds the sample day of devices {prefix}-0 .. {prefix}-{days-1}."""
+    world = new_world(root, models, audio=store)
+    for d in range(days):
+        world.upload_day(f"{prefix}-{d}")
+    return world
+
+
 # -- scenarios -------------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -161,11 +169,9 @@ def moto_behind_proxy(bucket: str, read_timeout_s: float = 20.0):
 def s3_faults(root: Path, models: Path, days: int) -> Outcome:
     """Connection resets on listings and reads, and a read cut mid-body, in front of moto."""
     with moto_behind_proxy("faults") as (upload, via_proxy, proxy):
-        world = new_world(root, models, audio=upload)
-        outcome = Outcome("S3 resets, 503s, cut reads")
-        for d in range(days):
-            world.upload_day(f"s3-{d}")
+        world = uploaded_world(root, models, upload, "s3", days)
         world.audio = via_proxy
+        outcome = Outcome("S3 resets, 503s, cut reads")
         for d in range(days):
             proxy.faults.reset_connections = 3
             proxy.faults.http_503_connections = 2  # then throttling answers
@@ -187,14 +193,12 @@ def s3_stalls(root: Path, models: Path, days: int) -> Outcome:
     out after read_timeout_s and reads again (botocore for the request, the store for the
     body)."""
     with moto_behind_proxy("stalls", read_timeout_s=1.0) as (upload, via_proxy, proxy):
-        world = new_world(root, models, audio=upload)
+        world = uploaded_world(root, models, upload, "stall", days)
+        world.audio = via_proxy
         outcome = Outcome("S3 stalled reads, time-out")
         for d in range(days):
-            world.upload_day(f"stall-{d}")
-        world.audio = via_proxy
-        for d in range(days):
             proxy.faults.stall_connections = 1  # the listing's request: never answered
-            # The next connection goes silent after 100 kB: in the middle of an audio body.
+            # The first connection to pass 100 kB goes silent: in the middle of an audio body.
             proxy.faults.stall_after_bytes = 100_000
             started = time.monotonic()
             result = world.run(f"stall-{d}")
