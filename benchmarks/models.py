@@ -132,7 +132,9 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
     for a in audios.values():
         a.voice_mask()
     stages: dict[str, float] = {}
+    rss_after: dict[str, float] = {}
     if mode == "ours":
+        rss_after["audio_decoded"] = round(peak_rss_mb())
         for name, kind, fn in [("transcripts", "whisper", lambda m: transcribe(m.model, audios)),
                                ("event_scores", "events",
                                 lambda m: classify_events(m.model, m.extractor, audios)),
@@ -141,6 +143,7 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
             t0 = time.perf_counter()
             fn(registry.get(kind))
             stages[name] = time.perf_counter() - t0
+            rss_after[name] = round(peak_rss_mb())  # the process peak so far
     elif mode == "floor":  # bare forward passes over the same audio, batched
         import whisper
 
@@ -314,7 +317,7 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
     audio_min = sum(a.duration_s for a in audios.values()) / 60
     return {"mode": mode, "stages": stages,
             "total_s": sum(v for v in stages.values() if isinstance(v, float)),
-            "audio_min": audio_min, "peak_rss_mb": peak_rss_mb(),
+            "audio_min": audio_min, "peak_rss_mb": peak_rss_mb(), "peak_rss_after": rss_after,
             "loaded_at_end": registry.loaded_kinds()}
 
 

@@ -32,9 +32,9 @@ class StageConfig(dg.Config):
     tags={"stage": "model"},
     pool="models",
     code_version=stage_code_version("whisper", WhisperSettings(language=_LANGUAGE)),
-    description="Whisper transcript per slot (faster-whisper int8 by default, or openai-whisper: "
-    "WATCHME_WHISPER_ENGINE). Slots without voice are not decoded; decoded chunks with low log "
-    "probability (which covers Whisper's no-speech rule) or "
+    description="Whisper transcript per slot (openai-whisper batched by default, or "
+    "faster-whisper int8: WATCHME_WHISPER_ENGINE). Slots without voice are not decoded; decoded "
+    "chunks with low log probability (which covers Whisper's no-speech rule) or "
     "repetition loops are dropped, so silence and noise give empty text. Written to "
     "`vibe_whisper`.",
 )

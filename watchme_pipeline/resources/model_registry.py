@@ -29,7 +29,7 @@ KINDS = ("whisper", "events", "emotion")
 # Whisper engines behind one interface (models/transcribe.py); the default is the one
 # `make bench` measured faster on 2 cores (see README, Performance).
 WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
-DEFAULT_WHISPER_ENGINE = "faster-whisper"
+DEFAULT_WHISPER_ENGINE = "openai-whisper"
 DEFAULT_QUANTIZE = ""  # none: see README, Performance, for what int8 would change
 # fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
 KNOWN_SIZES_MB = {
