@@ -15,7 +15,7 @@ CHUNK_SAMPLES = 10 * SAMPLE_RATE  # 10 s chunks: a whole minute at once costs mo
 @dataclass(frozen=True)
 class EmotionSettings:
     min_voiced_s: float = 1.0
-    batch_size: int = 6
+    batch_size: int = 1  # 6 x 10 s at once peaked 1 GB above the model (measured in make bench)
 
 
 def classify_emotion(

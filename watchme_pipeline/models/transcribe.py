@@ -24,7 +24,7 @@ class WhisperSettings:
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     sample_len: int = 96  # token bound per 30 s chunk: random or confused weights cannot loop
-    batch_size: int = 8
+    batch_size: int = 4  # chunks decoded together; 8 held 8 x 1500² attention scores per head
 
 
 @dataclass(frozen=True)
