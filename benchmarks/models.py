@@ -117,6 +117,24 @@ def make_registry(paths: dict[str, str], budget_mb: int, engine: str, quantize: 
         cache_dir=str(CACHE))
 
 
+def encode_chunks(model, engine: str, chunks: list[np.ndarray], batch: int) -> None:
+    """Whisper's encoder alone over 30 s chunks (padded), ``batch`` at a time, on the engine's
+    own features: the bare forward pass that transcription cannot go below."""
+    import torch
+    import whisper
+
+    from watchme_pipeline.models.transcribe import CHUNK_SAMPLES
+    padded = [np.pad(c, (0, CHUNK_SAMPLES - len(c))).astype(np.float32) for c in chunks]
+    with torch.inference_mode():
+        for i in range(0, len(padded), batch):
+            group = padded[i:i + batch]
+            if engine == "faster-whisper":
+                model.encode(np.stack([model.feature_extractor(c)[:, :3000] for c in group]))
+            else:
+                model.encoder(torch.stack([whisper.log_mel_spectrogram(torch.from_numpy(c))
+                                           for c in group]))
+
+
 def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: int,
             engine: str, quantize: str) -> dict:
     import torch
@@ -145,8 +163,6 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
             stages[name] = time.perf_counter() - t0
             rss_after[name] = round(peak_rss_mb())  # the process peak so far
     elif mode == "floor":  # bare forward passes over the same audio, batched
-        import whisper
-
         from watchme_pipeline.models.emotion import CHUNK_SAMPLES as W2V_CHUNK
         from watchme_pipeline.models.events import WINDOW_SAMPLES
         with torch.inference_mode():
@@ -154,15 +170,7 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
             t0 = time.perf_counter()
             chunks = [a.samples[s:s + CHUNK_SAMPLES] for a in audios.values()
                       for s in range(0, len(a.samples), CHUNK_SAMPLES)]
-            for i in range(0, len(chunks), 8):
-                if engine == "faster-whisper":  # CTranslate2's encoder on its own features
-                    feats = np.stack([m.feature_extractor(np.pad(c, (0, CHUNK_SAMPLES - len(c)))
-                                                          )[:, :3000] for c in chunks[i:i + 8]])
-                    m.encode(feats)
-                    continue
-                mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(
-                    torch.from_numpy(np.ascontiguousarray(c)))) for c in chunks[i:i + 8]])
-                m.encoder(mel)
+            encode_chunks(m, engine, chunks, batch=8)
             stages["transcripts"] = time.perf_counter() - t0
             ev = registry.get("events")
             t0 = time.perf_counter()
@@ -225,14 +233,7 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
                                                                          settings)]
             total = time.perf_counter() - t0
             t0 = time.perf_counter()  # the encoder alone, so decoding can be put per token
-            for _, x in chunks:
-                x = np.pad(x, (0, CHUNK_SAMPLES - len(x)))
-                if eng == "faster-whisper":
-                    model.encode(model.feature_extractor(x)[:, :3000])
-                else:
-                    with torch.inference_mode():
-                        import whisper
-                        model.encoder(whisper.log_mel_spectrogram(torch.from_numpy(x))[None])
+            encode_chunks(model, eng, [x for _, x in chunks], batch=1)
             encoder = time.perf_counter() - t0
             stages[name] = {"s_per_audio_min": round(total / minutes, 2),
                             "encoder_s_per_audio_min": round(encoder / minutes, 2),

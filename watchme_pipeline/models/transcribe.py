@@ -52,11 +52,11 @@ def voiced_chunks(audios: Mapping[str, DecodedAudio], settings: WhisperSettings
     """The 30 s chunks worth decoding: slots under the voice gate and silent half-minutes
     inside speech slots are left out."""
     chunks: list[tuple[str, np.ndarray]] = []
+    gate = settings.voice_gate
+    frames_per_chunk = CHUNK_SAMPLES // 480
     for slot, audio in audios.items():
-        gate = settings.voice_gate
         if gate and audio.voiced_seconds < settings.min_voiced_s:
             continue
-        frames_per_chunk = CHUNK_SAMPLES // 480
         for start in range(0, len(audio.samples), CHUNK_SAMPLES):
             f0 = start // 480
             if gate and audio.voice_mask()[f0 : f0 + frames_per_chunk].sum() * 480 < (

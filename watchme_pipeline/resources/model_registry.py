@@ -104,22 +104,23 @@ class ModelRegistry(dg.ConfigurableResource):
             raise ValueError(f"unknown Whisper engine {self.whisper_engine!r} "
                              f"(WATCHME_WHISPER_ENGINE); expected one of {WHISPER_ENGINES}")
         if self.profile == "tiny":
-            builder = "whisper-ct2" if kind == "whisper" and self._faster() else kind
+            builder = "whisper-ct2" if self._ct2(kind) else kind
             return str(TINY_BUILDERS[builder](Path(self.cache_dir)))
         if self.profile != "standard":
             raise ValueError(f"unknown model profile {self.profile!r}: use 'tiny' or 'standard'")
         return {"whisper": self.whisper_model, "events": self.event_model,
                 "emotion": self.emotion_model}[kind]
 
-    def _faster(self) -> bool:
-        return self.whisper_engine == "faster-whisper"
+    def _ct2(self, kind: str) -> bool:
+        """Whisper on the faster-whisper engine: a CTranslate2 model, not a torch one."""
+        return kind == "whisper" and self.whisper_engine == "faster-whisper"
 
     def model_id(self, kind: str) -> str:
         """What produced a result: the id, or a local path with its weights' checksum (and
         for Whisper the engine, whose int8 weights give slightly different scores)."""
         engine = (f"+faster-whisper-{self.whisper_compute_type}"
-                  if kind == "whisper" and self._faster() else "")
-        if kind in self.quantized_kinds() and not (kind == "whisper" and self._faster()):
+                  if self._ct2(kind) else "")
+        if kind in self.quantized_kinds() and not (self._ct2(kind)):
             engine += "+int8-dynamic"
         if self.profile == "tiny":
             return f"tiny-{kind}{engine}"
@@ -146,7 +147,7 @@ class ModelRegistry(dg.ConfigurableResource):
                           (".pt", ".bin", ".safetensors"))
             return weights / 2**20 * OVERHEAD
         size = KNOWN_SIZES_MB.get(source, 400)
-        if kind == "whisper" and self._faster() and self.whisper_compute_type.startswith("int8"):
+        if self._ct2(kind) and self.whisper_compute_type.startswith("int8"):
             size /= 4  # one byte a weight instead of four
         return size * OVERHEAD
 
@@ -197,7 +198,7 @@ class ModelRegistry(dg.ConfigurableResource):
             torch.set_num_threads(n)
 
     def _load(self, kind: str, source: str) -> tuple[Any, Any]:
-        if kind == "whisper" and self._faster():
+        if self._ct2(kind):
             from faster_whisper import WhisperModel
 
             return WhisperModel(source, device="cpu", compute_type=self.whisper_compute_type,
