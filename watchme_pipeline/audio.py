@@ -1,6 +1,7 @@
-"""Audio decoding and voice-activity detection, plain numpy/scipy/soundfile.
+"""Audio decoding and where speech is: soundfile, scipy, and Silero VAD.
 
-Every stage consumes the same ``DecodedAudio``: 16 kHz mono float32, decoded once per slot.
+Every stage consumes the same ``DecodedAudio``: 16 kHz mono float32, decoded once per slot,
+with its speech segments found once (Whisper decodes them, the emotion model listens to them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
-FRAME = 480  # 30 ms at 16 kHz
 # A recorder uploads about a minute; anything longer than this is truncated (memory stays bounded).
 DEFAULT_MAX_SECONDS = 600.0
 
@@ -32,27 +32,26 @@ class DecodedAudio:
     channels: int
     source_format: str
     truncated: bool = False
-    voiced: np.ndarray | None = field(default=None, repr=False)  # per 30 ms frame
+    # Speech segments (start, end samples) by the VAD, found once and shared by the stages.
+    segments: list[tuple[int, int]] | None = field(default=None, repr=False)
 
     @property
     def duration_s(self) -> float:
         return len(self.samples) / SAMPLE_RATE
 
-    def voice_mask(self) -> np.ndarray:
-        if self.voiced is None:
-            self.voiced = voiced_frames(self.samples)
-        return self.voiced
+    def speech(self) -> list[tuple[int, int]]:
+        if self.segments is None:
+            self.segments = speech_segments(self.samples)
+        return self.segments
 
     @property
     def voiced_seconds(self) -> float:
-        return float(self.voice_mask().sum()) * FRAME / SAMPLE_RATE
+        return sum(e - s for s, e in self.speech()) / SAMPLE_RATE
 
     def voiced_samples(self) -> np.ndarray:
-        """The voiced frames only, concatenated (what the emotion model listens to)."""
-        mask = self.voice_mask()
-        n = len(mask) * FRAME
-        frames = self.samples[:n].reshape(-1, FRAME)
-        return frames[mask].reshape(-1)
+        """The speech segments only, concatenated (what the emotion model listens to)."""
+        parts = [self.samples[s:e] for s, e in self.speech()]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def decode(data: bytes, name: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> DecodedAudio:
@@ -87,36 +86,63 @@ def decode(data: bytes, name: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> 
     return DecodedAudio(mono, rate, channels, fmt, truncated)
 
 
-def voiced_frames(samples: np.ndarray) -> np.ndarray:
-    """Per 30 ms frame: loud, with a genuine pitch peak at 80-400 Hz, and few zero crossings.
+@dataclass(frozen=True)
+class VadSettings:
+    """Silero VAD (the ONNX model in faster-whisper's wheel) and how its segments become
+    Whisper windows. Defaults are faster-whisper's own ``VadOptions`` (what its
+    ``transcribe(vad_filter=True)`` uses), with segments bounded to one Whisper window."""
 
-    Silence is quiet; white noise and high tones cross zero too often; low-frequency noise
-    (traffic, wind) has an autocorrelation that only decays, with no peak at a pitch lag.
-    Speech is loud, pitched and low in zero crossings. FFT autocorrelation keeps this cheap
-    (about 20 ms per audio minute).
-    """
-    n = len(samples) // FRAME
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    frames = samples[: n * FRAME].reshape(n, FRAME).astype(np.float32)
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    rms = np.sqrt((frames**2).mean(axis=1))
-    loud = rms > 10 ** (-42 / 20)  # -42 dBFS
-    zcr = (np.diff(np.signbit(frames), axis=1) != 0).mean(axis=1)
-    spec = np.fft.rfft(frames, n=2 * FRAME, axis=1)
-    ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :FRAME]
-    ac = ac / (ac[:, :1] + 1e-12)
-    lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 80
-    peak_lag = lo + ac[:, lo:hi].argmax(axis=1)
-    peak = ac[np.arange(n), peak_lag]
-    lags = np.arange(hi)[None, :]
-    # The deepest dip between lag 1 and the peak: a real pitch peak rises out of a valley.
-    valley = np.where((lags >= 1) & (lags < peak_lag[:, None]), ac[:, :hi], np.inf).min(axis=1)
-    pitched = (peak > 0.45) & (peak - valley > 0.3) & (peak_lag > lo) & (peak_lag < hi - 1)
-    voiced = loud & pitched & (zcr < 0.15)
-    # Smooth: a frame is voiced if most of its 5-frame neighbourhood is (drops clicks).
-    kernel = np.ones(5) / 5
-    return np.convolve(voiced.astype(float), kernel, mode="same") >= 0.5
+    threshold: float = 0.5
+    min_silence_ms: int = 2000  # a pause this long ends a segment
+    speech_pad_ms: int = 400  # kept on each side of a segment
+    max_window_s: float = 30.0  # Whisper's window; longer speech is cut at its pauses
+    # Pre-gate: a slot whose loudest sample is below this is digital silence; the VAD is not
+    # run on it (make eval: it fired on no speech case, down to soft speech at -30 dB).
+    silence_peak_dbfs: float = -70.0
+
+
+def speech_segments(samples: np.ndarray, settings: VadSettings = VadSettings()
+                    ) -> list[tuple[int, int]]:
+    """Where speech is, as (start, end) sample indices, by Silero VAD through
+    ``faster_whisper.vad``; each segment at most ``max_window_s`` (Silero cuts a longer
+    stretch at its last pause of 100 ms or more)."""
+    if len(samples) == 0 or float(np.abs(samples).max()) < 10 ** (settings.silence_peak_dbfs
+                                                                  / 20):
+        return []
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(threshold=settings.threshold,
+                         min_silence_duration_ms=settings.min_silence_ms,
+                         speech_pad_ms=settings.speech_pad_ms,
+                         max_speech_duration_s=settings.max_window_s)
+    found = get_speech_timestamps(np.ascontiguousarray(samples, dtype=np.float32), options,
+                                  sampling_rate=SAMPLE_RATE)
+    return [(int(s["start"]), int(s["end"])) for s in found if s["end"] > s["start"]]
+
+
+def speech_windows(segments: list[tuple[int, int]], max_samples: int = 30 * SAMPLE_RATE
+                   ) -> list[list[tuple[int, int]]]:
+    """Speech segments packed, in order, into windows whose speech adds up to at most
+    ``max_samples``: a window ends between two segments (at a pause), never on a fixed grid.
+    The window's audio is its segments concatenated (as faster-whisper's VAD filter does),
+    so long silences cost no model time. A segment longer than a window (the VAD bounds them,
+    so only from other callers) is split into equal parts."""
+    windows: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    length = 0
+    for start, end in segments:
+        parts = -(-(end - start) // max_samples)
+        step = -(-(end - start) // parts)
+        for s in range(start, end, step):
+            e = min(s + step, end)
+            if current and length + (e - s) > max_samples:
+                windows.append(current)
+                current, length = [], 0
+            current.append((s, e))
+            length += e - s
+    if current:
+        windows.append(current)
+    return windows
 
 
 def rms_dbfs(samples: np.ndarray) -> float:

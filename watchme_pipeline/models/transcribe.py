@@ -1,16 +1,25 @@
-"""Speech to text with openai-whisper, gated so silence and noise never become text."""
+"""Speech to text with Whisper on the speech the VAD found, kept by Whisper's own rules.
+
+Where speech is comes from Silero VAD (``audio.speech_segments``); the segments are packed
+into windows of up to 30 s cut at pauses (``audio.speech_windows``), so a word is never cut at
+a fixed seam and silence costs no model time. What is kept follows Whisper's ``transcribe``:
+a window is silence when its no-speech probability is high *and* its average log probability
+low; a low-confidence or looping decode is decoded again at the next temperature rather than
+dropped; what still loops after the last temperature (compression ratio above 2.4) is
+dropped, and repeats are cleaned. The token bound is Whisper's own (224 new tokens).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, VadSettings, speech_windows
 
-CHUNK_SAMPLES = 30 * SAMPLE_RATE  # Whisper's fixed 30 s window
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
 _SPECIAL = re.compile(r"<\|[^|]*\|>")
 # One phrase repeated 4+ times in a row is a decoding loop (the old fleet saw 146 repeats).
 _REPEAT = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
@@ -18,20 +27,29 @@ _REPEAT = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
 
 @dataclass(frozen=True)
 class WhisperSettings:
-    language: str | None = "ja"  # None: detect per chunk
-    voice_gate: bool = True  # False decodes every chunk (benchmarks, tests of the keep rule)
-    min_voiced_s: float = 1.0  # gate: slots with less voiced audio are not decoded at all
+    language: str | None = "ja"  # None: detected once per slot on its speech
     logprob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
     compression_ratio_threshold: float = 2.4
-    sample_len: int = 96  # token bound per 30 s chunk: random or confused weights cannot loop
-    batch_size: int = 4  # chunks decoded together; 8 held 8 x 1500² attention scores per head
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    sample_len: int = 224  # Whisper's own bound: half its 448-token context
+    batch_size: int = 4  # windows decoded together (openai-whisper)
+    vad: VadSettings = field(default_factory=VadSettings)
 
 
 @dataclass(frozen=True)
 class Transcript:
     text: str
-    decoded_chunks: int  # 0 when the voice gate skipped the slot
-    dropped_chunks: int  # decoded but dropped (no speech, low confidence, or a loop)
+    windows: int  # windows of speech decoded (0: the VAD found no speech)
+    dropped: int  # decoded windows judged silence, or still looping after the fallback
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    slot: str
+    audio: np.ndarray  # the window's speech segments, concatenated
+    language: str | None
 
 
 def clean_text(text: str) -> str:
@@ -40,90 +58,125 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def _keep(result, settings: WhisperSettings) -> bool:
-    # Whisper's own silence rule (high no-speech probability *and* low log probability) is
-    # contained in this stricter one: any low-confidence decode, or a looping one, is dropped.
-    return (result.avg_logprob >= settings.logprob_threshold
-            and result.compression_ratio <= settings.compression_ratio_threshold)
+def is_silence(result, s: WhisperSettings) -> bool:
+    """Whisper's no-speech rule: a high no-speech probability and a low log probability."""
+    return result.no_speech_prob > s.no_speech_threshold and (
+        result.avg_logprob < s.logprob_threshold)
 
 
-def voiced_chunks(audios: Mapping[str, DecodedAudio], settings: WhisperSettings
-                  ) -> list[tuple[str, np.ndarray]]:
-    """The 30 s chunks worth decoding: slots under the voice gate and silent half-minutes
-    inside speech slots are left out."""
-    chunks: list[tuple[str, np.ndarray]] = []
-    gate = settings.voice_gate
-    frames_per_chunk = CHUNK_SAMPLES // 480
-    for slot, audio in audios.items():
-        if gate and audio.voiced_seconds < settings.min_voiced_s:
-            continue
-        for start in range(0, len(audio.samples), CHUNK_SAMPLES):
-            f0 = start // 480
-            if gate and audio.voice_mask()[f0 : f0 + frames_per_chunk].sum() * 480 < (
-                    0.5 * SAMPLE_RATE):
-                continue  # a silent half-minute inside a speech slot
-            chunks.append((slot, audio.samples[start : start + CHUNK_SAMPLES]))
-    return chunks
+def needs_fallback(result, s: WhisperSettings) -> bool:
+    """Whisper's temperature-fallback rule: a loop or a low-confidence decode, unless silence."""
+    return not is_silence(result, s) and (
+        result.compression_ratio > s.compression_ratio_threshold
+        or result.avg_logprob < s.logprob_threshold)
+
+
+def keep(result, s: WhisperSettings) -> bool:
+    """After the fallback: silence is dropped, and so is a decode that still loops."""
+    return not is_silence(result, s) and (
+        result.compression_ratio <= s.compression_ratio_threshold)
+
+
+def slot_windows(audio: DecodedAudio, s: WhisperSettings) -> list[np.ndarray]:
+    """The slot's speech as Whisper windows (each the concatenation of its segments)."""
+    return [np.concatenate([audio.samples[a:b] for a, b in window])
+            for window in speech_windows(audio.speech(), int(s.vad.max_window_s * SAMPLE_RATE))]
 
 
 def transcribe(
     model, audios: Mapping[str, DecodedAudio], settings: WhisperSettings = WhisperSettings()
 ) -> dict[str, Transcript]:
     """Transcribe each slot with whichever engine ``model`` belongs to (openai-whisper's
-    ``Whisper`` or faster-whisper's ``WhisperModel``); same gate, same keep rule."""
-    chunks = voiced_chunks(audios, settings)
-    decode = (_decode_faster if type(model).__module__.startswith("faster_whisper")
-              else _decode_openai)
+    ``Whisper`` or faster-whisper's ``WhisperModel``): same windows, same keep rules."""
+    faster = type(model).__module__.startswith("faster_whisper")
+    windows: list[Window] = []
+    languages: dict[str, str | None] = {}
+    for slot, audio in audios.items():
+        pieces = slot_windows(audio, settings)
+        language = settings.language
+        if pieces and language is None:  # detected once per slot, on its first window
+            language = (_detect_faster if faster else _detect_openai)(model, pieces[0])
+        languages[slot] = language if pieces else settings.language
+        windows += [Window(slot, x, language) for x in pieces]
     texts: dict[str, list[str]] = {slot: [] for slot in audios}
     decoded = dict.fromkeys(audios, 0)
     dropped = dict.fromkeys(audios, 0)
-    for slot, results in decode(model, chunks, settings):
-        decoded[slot] += 1
-        kept = [clean_text(r.text) for r in results if _keep(r, settings)]
+    decode = _decode_faster if faster else _decode_openai
+    for window, results in decode(model, windows, settings):
+        decoded[window.slot] += 1
+        kept = [clean_text(r.text) for r in results if keep(r, settings)]
         text = " ".join(t for t in kept if t)
         if text:
-            texts[slot].append(text)
+            texts[window.slot].append(text)
         else:
-            dropped[slot] += 1
-    return {
-        slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot]) for slot in audios
-    }
+            dropped[window.slot] += 1
+    return {slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot],
+                             languages[slot]) for slot in audios}
 
 
-def _decode_openai(model, chunks: list[tuple[str, np.ndarray]], settings: WhisperSettings
-                   ) -> Iterator[tuple[str, list]]:
-    """openai-whisper: chunks of all slots decoded together, ``batch_size`` at a time."""
+def _mel(model, audio: np.ndarray):
     import torch
     import whisper
 
-    options = whisper.DecodingOptions(
-        task="transcribe", language=settings.language, temperature=0.0,
-        sample_len=settings.sample_len, without_timestamps=True, fp16=False,
-    )
+    return whisper.log_mel_spectrogram(
+        whisper.pad_or_trim(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))),
+        model.dims.n_mels)
+
+
+def _detect_openai(model, audio: np.ndarray) -> str:
+    import torch
+
     with torch.inference_mode():
-        for i in range(0, len(chunks), settings.batch_size):
-            batch = chunks[i : i + settings.batch_size]
-            mel = torch.stack([
-                whisper.log_mel_spectrogram(
-                    whisper.pad_or_trim(torch.from_numpy(np.ascontiguousarray(x))),
-                    model.dims.n_mels,
-                )
-                for _, x in batch
-            ])
-            for (slot, _), result in zip(batch, whisper.decode(model, mel, options)):
-                yield slot, [result]
+        _, probs = model.detect_language(_mel(model, audio))
+    return max(probs, key=probs.get)
 
 
-def _decode_faster(model, chunks: list[tuple[str, np.ndarray]], settings: WhisperSettings
-                   ) -> Iterator[tuple[str, list]]:
-    """faster-whisper (CTranslate2): one chunk at a time, greedy, no temperature fallback,
-    its own VAD off (the gate above already chose the chunks)."""
-    for slot, samples in chunks:
+def _detect_faster(model, audio: np.ndarray) -> str:
+    language, _, _ = model.detect_language(np.ascontiguousarray(audio, dtype=np.float32))
+    return language
+
+
+def _decode_openai(model, windows: list[Window], settings: WhisperSettings
+                   ) -> Iterator[tuple[Window, list]]:
+    """openai-whisper: windows of one language decoded together, ``batch_size`` at a time, at
+    temperature 0; a window that needs it is decoded again alone at the next temperatures."""
+    import torch
+    import whisper
+
+    def options(language: str | None, temperature: float) -> whisper.DecodingOptions:
+        return whisper.DecodingOptions(
+            task="transcribe", language=language, temperature=temperature,
+            sample_len=settings.sample_len, without_timestamps=True, fp16=False)
+
+    by_language: dict[str | None, list[Window]] = {}
+    for w in windows:
+        by_language.setdefault(w.language, []).append(w)
+    with torch.inference_mode():
+        for language, group in by_language.items():
+            for i in range(0, len(group), settings.batch_size):
+                batch = group[i : i + settings.batch_size]
+                mel = torch.stack([_mel(model, w.audio) for w in batch])
+                results = whisper.decode(model, mel, options(language, settings.temperatures[0]))
+                for j, (w, result) in enumerate(zip(batch, results)):
+                    for t in settings.temperatures[1:]:
+                        if not needs_fallback(result, settings):
+                            break
+                        result = whisper.decode(model, mel[j], options(language, t))
+                    yield w, [result]
+
+
+def _decode_faster(model, windows: list[Window], settings: WhisperSettings
+                   ) -> Iterator[tuple[Window, list]]:
+    """faster-whisper (CTranslate2): one window at a time, greedy, its own implementation of
+    the same fallback and no-speech rules; its VAD off (the windows are already speech)."""
+    for w in windows:
         segments, _ = model.transcribe(
-            np.ascontiguousarray(samples, dtype=np.float32), language=settings.language,
-            task="transcribe", beam_size=1, temperature=0.0, without_timestamps=True,
-            condition_on_previous_text=False, max_new_tokens=settings.sample_len,
-            vad_filter=False, log_prob_threshold=None, no_speech_threshold=None,
-            compression_ratio_threshold=None,
+            np.ascontiguousarray(w.audio, dtype=np.float32), language=w.language,
+            task="transcribe", beam_size=1, best_of=1, temperature=list(settings.temperatures),
+            without_timestamps=True, condition_on_previous_text=False,
+            max_new_tokens=settings.sample_len, vad_filter=False,
+            log_prob_threshold=settings.logprob_threshold,
+            no_speech_threshold=settings.no_speech_threshold,
+            compression_ratio_threshold=settings.compression_ratio_threshold,
         )
-        yield slot, list(segments)
+        yield w, list(segments)

