@@ -55,7 +55,7 @@ def test_long_recordings_are_truncated_to_bound_memory():
     assert audio.truncated and audio.duration_s == pytest.approx(2.0)
 
 
-def test_voice_activity_separates_speech_from_noise_and_silence():
+def test_silero_vad_separates_speech_from_noise_and_silence():
     rng = np.random.default_rng(1)
     speech, _ = _speech("おはようございます。今日はとても良い天気ですね。", 30, 16000, rng)
     assert decode(wav(speech, 16000), "s").voiced_seconds > 5

@@ -1,11 +1,21 @@
-"""The model stages as plain Python: both Whisper engines behind one interface, the voice gate,
-and the keep rule, on the tiny random-weight models."""
+"""The model stages as plain Python: both Whisper engines behind one interface, the VAD's
+windows and Whisper's keep rules, on the tiny random-weight models (plumbing only: what is
+heard is tested with the real weights in test_real_whisper.py)."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
-from watchme_pipeline.models.transcribe import WhisperSettings, transcribe, voiced_chunks
+from watchme_pipeline.models.transcribe import (
+    WhisperSettings,
+    is_silence,
+    keep,
+    needs_fallback,
+    slot_windows,
+    transcribe,
+)
 from watchme_pipeline.resources import ModelRegistry
 from watchme_pipeline.resources.model_registry import WHISPER_ENGINES
 from watchme_pipeline.sample_data import _noise, _speech
@@ -32,10 +42,14 @@ def day_slots() -> dict[str, DecodedAudio]:
     }
 
 
-def test_the_gate_alone_decodes_nothing_of_silence_and_noise(day_slots):
-    chunks = voiced_chunks(day_slots, WhisperSettings())
-    assert {slot for slot, _ in chunks} == {"02-00"}
-    assert 1 <= len(chunks) <= 2 and all(len(x) <= 30 * SAMPLE_RATE for _, x in chunks)
+def test_the_vad_gives_windows_only_where_speech_is(day_slots):
+    windows = {slot: slot_windows(a, WhisperSettings()) for slot, a in day_slots.items()}
+    assert {slot for slot, w in windows.items() if w} == {"02-00"}
+    speech = windows["02-00"]
+    # The utterance four times with 2-6 s pauses: its speech (pads included) in windows of
+    # at most 30 s, the pauses over 2 s left out.
+    assert len(speech) >= 1 and all(len(x) <= 30 * SAMPLE_RATE for x in speech)
+    assert 15 * SAMPLE_RATE < sum(len(x) for x in speech) < 50 * SAMPLE_RATE
 
 
 @pytest.mark.parametrize("engine", WHISPER_ENGINES)
@@ -45,27 +59,32 @@ def test_both_engines_give_silence_and_noise_empty_text(tiny_models, day_slots, 
     results = transcribe(loaded.model, day_slots, WhisperSettings())
     assert set(results) == set(day_slots)
     for slot in ("00-00", "00-30", "01-00", "01-30"):
-        assert results[slot].text == "" and results[slot].decoded_chunks == 0, slot
+        assert results[slot].text == "" and results[slot].windows == 0, slot
     speech = results["02-00"]
-    assert speech.decoded_chunks >= 1  # the gate let the speech through to the engine
-    assert speech.dropped_chunks <= speech.decoded_chunks
+    assert speech.windows >= 1  # the VAD's windows reached the engine
+    assert speech.dropped <= speech.windows and speech.language == "ja"
     # Random weights: whatever is kept went through the same cleaning (no tokens, no loops).
-    assert "<|" not in speech.text and len(speech.text) < 2000
+    assert "<|" not in speech.text and len(speech.text) < 5000
     suffix = "+faster-whisper-int8" if engine == "faster-whisper" else ""
     assert loaded.model_id == f"tiny-whisper{suffix}"
 
 
-@pytest.mark.parametrize("engine", WHISPER_ENGINES)
-def test_with_the_gate_off_the_keep_rule_still_drops_noise(tiny_models, day_slots, engine):
-    """Random weights decode noise into low-confidence tokens; the log-probability and loop
-    rules drop them, so noise stays empty even when the voice gate is disabled."""
-    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models), whisper_engine=engine)
-    model = registry.get("whisper").model
-    noise = {k: day_slots[k] for k in ("00-30", "01-00")}
-    results = transcribe(model, noise, WhisperSettings(voice_gate=False, sample_len=24))
-    for slot, r in results.items():
-        assert r.text == "" and r.decoded_chunks >= 1 and r.dropped_chunks == r.decoded_chunks, (
-            slot, r)
+def _decode(no_speech: float, logprob: float, ratio: float) -> SimpleNamespace:
+    return SimpleNamespace(no_speech_prob=no_speech, avg_logprob=logprob,
+                           compression_ratio=ratio)
+
+
+@pytest.mark.parametrize(("decode", "silence", "fallback", "kept"), [
+    (_decode(0.9, -1.5, 1.2), True, False, False),  # no speech, low confidence: silence
+    (_decode(0.9, -0.4, 1.2), False, False, True),  # confident text despite no-speech prob
+    (_decode(0.1, -1.5, 1.2), False, True, True),  # low confidence speech: retried, kept
+    (_decode(0.1, -0.3, 3.1), False, True, False),  # a loop: retried; dropped if it stays
+    (_decode(0.1, -0.3, 1.6), False, False, True),  # ordinary speech
+])
+def test_whisper_keep_rules(decode, silence, fallback, kept):
+    s = WhisperSettings()
+    assert (is_silence(decode, s), needs_fallback(decode, s), keep(decode, s)) == (
+        silence, fallback, kept)
 
 
 def test_unknown_engine_is_refused_naming_the_variable(tiny_models):

