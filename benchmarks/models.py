@@ -34,8 +34,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # -- models and audio ------------------------------------------------------------------------
 
+def real_whisper():
+    """The real Whisper base weights when `make weights` has fetched them, else None."""
+    from watchme_pipeline.models.weights import cached_whisper_base
+
+    return cached_whisper_base(ROOT / "data" / "models")
+
+
 def build_standard_models() -> dict[str, str]:
-    """Whisper base, AST base (527 labels), wav2vec2-base (4 labels), random weights."""
+    """Whisper base (the real weights after `make weights`, else random), AST base (527
+    labels), wav2vec2-base (4 labels) with random weights."""
     import torch
 
     from watchme_pipeline.models.tiny import build_ct2_whisper
@@ -43,7 +51,11 @@ def build_standard_models() -> dict[str, str]:
     paths = {"whisper": CACHE / "whisper-base.pt", "events": CACHE / "ast-base",
              "emotion": CACHE / "wav2vec2-base", "whisper-ct2": CACHE / "whisper-base-ct2"}
     CACHE.mkdir(parents=True, exist_ok=True)
-    build_ct2_whisper(paths["whisper-ct2"], d_model=512, layers=6, heads=8)  # int8
+    real = real_whisper()
+    if real is not None:
+        paths["whisper"], paths["whisper-ct2"] = real.openai_checkpoint, real.ct2_dir
+    else:
+        build_ct2_whisper(paths["whisper-ct2"], d_model=512, layers=6, heads=8)  # int8
     torch.manual_seed(0)
     if not paths["whisper"].exists():
         from dataclasses import asdict
@@ -123,7 +135,7 @@ def encode_chunks(model, engine: str, chunks: list[np.ndarray], batch: int) -> N
     import torch
     import whisper
 
-    from watchme_pipeline.models.transcribe import CHUNK_SAMPLES
+    from watchme_pipeline.models.transcribe import WINDOW_SAMPLES as CHUNK_SAMPLES
     padded = [np.pad(c, (0, CHUNK_SAMPLES - len(c))).astype(np.float32) for c in chunks]
     with torch.inference_mode():
         for i in range(0, len(padded), batch):
@@ -141,14 +153,15 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
 
     from watchme_pipeline.models.emotion import classify_emotion
     from watchme_pipeline.models.events import classify_events
-    from watchme_pipeline.models.transcribe import CHUNK_SAMPLES, transcribe
+    from watchme_pipeline.models.transcribe import WINDOW_SAMPLES as CHUNK_SAMPLES
+    from watchme_pipeline.models.transcribe import transcribe
     paths = build_standard_models()
     if mode in ("naive", "engines", "quant"):  # references: openai-whisper, fp32
         engine, quantize = "openai-whisper", ""
     registry = make_registry(paths, budget_mb, engine, quantize)
     audios = day_audio(slots, seconds, all_speech)
     for a in audios.values():
-        a.voice_mask()
+        a.speech()  # the VAD, once, as the asset layer's shared decode does
     stages: dict[str, float] = {}
     rss_after: dict[str, float] = {}
     if mode == "ours":
@@ -213,14 +226,18 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
                 t0 = time.perf_counter()
                 models["emotion"].model(torch.from_numpy(a.samples[None, :]))
                 stages["emotion_scores"] += time.perf_counter() - t0
-    elif mode == "engines":  # the same speech chunks through each Whisper engine, no gate
-        from watchme_pipeline.models.transcribe import WhisperSettings, _decode_faster
+    elif mode == "engines":  # the same speech windows through each Whisper engine
+        from watchme_pipeline.models.transcribe import (
+            WhisperSettings,
+            Window,
+            _decode_faster,
+            slot_windows,
+        )
         from watchme_pipeline.models.transcribe import _decode_openai as decode_openai
-        speech = {k: a for k, a in audios.items() if a.voiced_seconds >= 1.0}
-        chunks = [(k, a.samples[s:s + CHUNK_SAMPLES]) for k, a in speech.items()
-                  for s in range(0, len(a.samples), CHUNK_SAMPLES)]
-        minutes = sum(len(x) for _, x in chunks) / 16000 / 60
-        settings = WhisperSettings(voice_gate=False)
+        settings = WhisperSettings()
+        chunks = [Window(k, x, "ja") for k, a in audios.items()
+                  for x in slot_windows(a, settings)]
+        minutes = sum(len(w.audio) for w in chunks) / 16000 / 60
         for name, eng, quant, decode in [
                 ("openai-whisper fp32", "openai-whisper", "", decode_openai),
                 ("openai-whisper int8-dynamic", "openai-whisper", "whisper", decode_openai),
@@ -233,7 +250,7 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, budget_mb: 
                                                                          settings)]
             total = time.perf_counter() - t0
             t0 = time.perf_counter()  # the encoder alone, so decoding can be put per token
-            encode_chunks(model, eng, [x for _, x in chunks], batch=1)
+            encode_chunks(model, eng, [w.audio for w in chunks], batch=1)
             encoder = time.perf_counter() - t0
             stages[name] = {"s_per_audio_min": round(total / minutes, 2),
                             "encoder_s_per_audio_min": round(encoder / minutes, 2),
@@ -383,7 +400,8 @@ def main() -> None:
                                                              * os.sysconf("SC_PHYS_PAGES")
                                                              / 2**30, 1)},
         "measured_day": {"slots": args.slots, "seconds_per_slot": args.seconds},
-        "config": {"whisper_engine": args.engine, "quantize": args.quantize or "none"},
+        "config": {"whisper_engine": args.engine, "quantize": args.quantize or "none",
+                   "whisper_weights": "real (make weights)" if real_whisper() else "random"},
         "day_mixed_s": round(one["total_s"] * scale, 1),
         "day_all_speech_s": round(speech["total_s"] * scale, 1),
         "floor_ratio": round(one["total_s"] / floor["total_s"], 2),

@@ -95,6 +95,10 @@ def test_whole_day_rows_statuses_and_scores(first_run, resources):
     chart_meta = meta(first_run, "mood_chart")
     assert chart_meta["chart"].startswith("![mood chart](data:image/png;base64,")
     assert chart_meta["scored_slots"] == 37
+    # Numbers the UI plots across partitions, and the insights the description promises.
+    assert (chart_meta["recorded_slots"], chart_meta["failed_slots"]) == (37, 1)
+    assert chart_meta["average_score"] == mood.average_score
+    assert chart_meta["insights"] == mood.insights and "37 recorded slots" in mood.insights
     with open(mood.chart_path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 

@@ -24,7 +24,7 @@ def test_japanese_prompt_golden_lines():
     prompt = build_prompt("dev-1", "2025-07-18", fixed_day(), "ja")
     lines = prompt.splitlines()
     assert "device: dev-1  date: 2025-07-18" in lines
-    assert "[09-00] おはようございます | 音: Speech, Music | 感情: hap 0.70" in lines
+    assert "[09-00] おはようございます | 音: Speech, Music | 感情: 喜び 0.70" in lines
     assert "[09-30] (発話なし) | 音: Silence" in lines
     assert "[10-00] (録音エラー)" in lines
     assert "[00-00] (録音なし)" in lines
@@ -34,7 +34,7 @@ def test_japanese_prompt_golden_lines():
 
 def test_english_prompt_golden_lines():
     lines = build_prompt("dev-1", "2025-07-18", fixed_day(), "en").splitlines()
-    assert "[09-00] おはようございます | sounds: Speech, Music | emotion: hap 0.70" in lines
+    assert "[09-00] おはようございます | sounds: Speech, Music | emotion: happy 0.70" in lines
     assert "[09-30] (no speech) | sounds: Silence" in lines
     assert "[23-30] (no recording)" in lines
     assert "[10-00] (recording error)" in lines

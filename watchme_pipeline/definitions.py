@@ -11,6 +11,8 @@ from watchme_pipeline.checks import ALL_CHECKS
 from watchme_pipeline.deployment import executor_from_env
 from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import (
+    S3AudioStore,
+    SqlResultStore,
     audio_store_from_url,
     mood_scorer_from_env,
     result_store_from_env,
@@ -40,6 +42,37 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def storage_kinds(resources: dict) -> tuple[str, str]:
+    """The kind tags of the configured stores: (audio: s3 or folder, results: sqlite,
+    postgres or supabase), so the catalog says what a run will really touch."""
+    audio = "s3" if isinstance(resources["audio_store"], S3AudioStore) else "folder"
+    store = resources["result_store"]
+    if isinstance(store, SqlResultStore):
+        import sqlalchemy as sa
+
+        backend = sa.make_url(store.database_url).get_backend_name()
+        results = "postgres" if backend.startswith("postgres") else backend
+    else:
+        results = "supabase"
+    return audio, results
+
+
+def configured_assets(resources: dict) -> list:
+    """ALL_ASSETS with kind tags for the stores they use: ``audio`` and ``sql`` in the asset
+    modules are placeholders replaced here, where the configuration is known."""
+    audio, results = storage_kinds(resources)
+
+    def retag(spec: dg.AssetSpec) -> dg.AssetSpec:
+        kinds = set(spec.kinds)
+        if "audio" in kinds:
+            kinds = (kinds - {"audio"}) | {audio}
+        if "sql" in kinds:
+            kinds = (kinds - {"sql"}) | {results}
+        return spec.replace_attributes(kinds=kinds)
+
+    return list(dg.map_asset_specs(retag, ALL_ASSETS))
+
+
 # Brings vibe_prompt and mood_chart up to date whenever any upstream partition changes
 # (late uploads included); on by default.
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -49,12 +82,13 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
 )
 
+_resources = build_resources(load_settings())
 defs = dg.Definitions(
-    assets=ALL_ASSETS,
+    assets=configured_assets(_resources),
     asset_checks=ALL_CHECKS,
     jobs=[device_day_job],
     sensors=[new_audio_sensor, record_failed_runs, automation_sensor],
-    resources=build_resources(load_settings()),
+    resources=_resources,
     # In-process by default: the steps of a run share one process, its decoded audio and its
     # models. WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
     executor=executor_from_env(os.environ),
@@ -64,7 +98,8 @@ defs = dg.Definitions(
 def device_day_job_from_env() -> dg.JobDefinition:
     """device_day_job built afresh from the current environment: the entry point of
     ``dg.reconstructable`` for executors that start each step in a new process."""
+    resources = build_resources(load_settings())
     return dg.Definitions(
-        assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[device_day_job],
-        resources=build_resources(load_settings()), executor=executor_from_env(os.environ),
+        assets=configured_assets(resources), asset_checks=ALL_CHECKS, jobs=[device_day_job],
+        resources=resources, executor=executor_from_env(os.environ),
     ).resolve_job_def("device_day_job")

@@ -7,7 +7,7 @@ carries the slot's top sound events and dominant emotion.
 
 from __future__ import annotations
 
-from watchme_pipeline.scoring import SlotSummary
+from watchme_pipeline.scoring import SlotSummary, emotion_name
 
 TEXT = {
     "ja": {
@@ -63,7 +63,8 @@ def slot_line(s: SlotSummary, language: str = "ja") -> str:
     if s.events:
         extras.append(f"{t['events']}: " + ", ".join(e["label"] for e in s.events[:3]))
     if s.dominant_emotion:
-        extras.append(f"{t['emotion']}: {s.dominant_emotion} {s.emotion[s.dominant_emotion]:.2f}")
+        code = s.dominant_emotion
+        extras.append(f"{t['emotion']}: {emotion_name(code, language)} {s.emotion[code]:.2f}")
     return line + (f" | {' | '.join(extras)}" if extras else "")
 
 

@@ -15,13 +15,14 @@ from scipy.signal import resample_poly
 from watchme_pipeline.resources.audio_store import AudioStore
 from watchme_pipeline.slots import SLOTS, recording_key
 
+# Spoken in kana: espeak-ng reads kana, and says "Chinese letter" for every kanji.
 SENTENCES_JA = [
-    "おはようございます。今日はとても良い天気ですね。",
-    "ありがとう、本当に嬉しいです。楽しい一日になりそう。",
-    "ちょっと疲れたな。少し休憩しよう。",
-    "このケーキ、とても美味しいね。",
-    "会議の資料をもう一度確認してください。",
-    "最悪だ、電車が遅れている。",
+    "おはよう ございます。 きょうは とても いい てんき ですね。",
+    "ありがとう、 ほんとうに うれしいです。 たのしい いちにちに なりそう。",
+    "ちょっと つかれたな。 すこし きゅうけい しよう。",
+    "この ケーキ、 とても おいしいね。",
+    "かいぎの しりょうを もう いちど かくにん してください。",
+    "さいあくだ、 でんしゃが おくれている。",
 ]
 # The day plan of the sample (most of a wearable's day is quiet).
 MISSING = {"00-00", "00-30", "01-00", "01-30", "02-00", "02-30", "03-00", "03-30", "13-00",
@@ -44,7 +45,7 @@ def _speech(text: str, seconds: float, rate: int, rng: np.random.Generator
     espeak = shutil.which("espeak-ng")
     if espeak:
         with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-            subprocess.run([espeak, "-v", "ja", "-s", "150", "-w", f.name, text],
+            subprocess.run([espeak, "-v", "ja", "-s", "110", "-w", f.name, text],
                            check=True, capture_output=True)
             voice, vrate = sf.read(f.name, dtype="float32")
         voice = resample_poly(voice, rate, vrate).astype(np.float32)

@@ -22,6 +22,15 @@ from watchme_pipeline.slots import SLOTS
 TIME_POINTS = tuple(s.replace("-", ":") for s in SLOTS)
 NEUTRAL_BAND = 10  # |score| below this counts as neutral time
 EMOTION_VALENCE = {"hap": 1.0, "neu": 0.0, "ang": -1.0, "sad": -1.0}
+# SUPERB-ER's label codes, spelled out for people (chart, prompt, notable changes).
+EMOTION_NAMES = {"en": {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"},
+                 "ja": {"neu": "平静", "hap": "喜び", "ang": "怒り", "sad": "悲しみ"}}
+# Events that say nothing happened: never a notable change.
+NON_EVENTS = {"Silence"}
+
+
+def emotion_name(code: str, language: str = "en") -> str:
+    return EMOTION_NAMES[language].get(code, code)
 EVENT_VALENCE = {
     "Laughter": 1.0, "Baby laughter": 1.0, "Giggle": 1.0, "Belly laugh": 1.0,
     "Chuckle, chortle": 0.8, "Cheering": 0.8, "Applause": 0.6, "Singing": 0.5, "Music": 0.3,
@@ -205,7 +214,9 @@ def local_reply(slots: list[SlotSummary], min_change: int = 40) -> dict:
         if score is None:
             continue
         if previous is not None and abs(score - previous[1]) >= min_change:
-            what = s.dominant_emotion or (s.events[0]["label"] if s.events else "quiet")
+            sounds = [e["label"] for e in s.events if e["label"] not in NON_EVENTS]
+            what = (f"{emotion_name(s.dominant_emotion)} voice" if s.dominant_emotion
+                    else sounds[0] if sounds else "quiet")
             changes.append({"time": s.slot.replace("-", ":"), "event": what, "score": score})
         previous = (s.slot, score)
     average, pos, neg, _ = day_figures(scores)

@@ -30,7 +30,8 @@ from watchme_pipeline.slots import SLOTS
     pool="models",
     code_version=stage_code_version("emotion", EmotionSettings()),
     description="Emotion probabilities (neutral/happy/angry/sad) per slot from a wav2vec2 "
-    "classifier over the voiced parts only, in 10 s chunks; null for slots without voice. "
+    "classifier over the speech the VAD found (the segments Whisper decodes), in 10 s "
+    "chunks; null for slots without speech. "
     "Per slot in `emotion_superb`, the day's series in `emotion_opensmile_summary`.",
 )
 def emotion_scores(

@@ -45,12 +45,15 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary], l
 @dg.asset(
     **ASSET_DEFAULTS,
     op_tags=pod_tags("mood_chart"),
-    kinds={"python", "sql"},
+    kinds={"python", "sql", "audio"},  # the chart image goes to the audio store
     tags={"stage": "aggregate"},
     automation_condition=ON_UPSTREAM_CHANGE,
     description="Per-slot mood −100…100 (null where there is no recording), the day's average, "
     "positive/negative/neutral hours, insights and notable changes, validated whatever the "
-    "scorer replied, plus the chart image. Stored in `vibe_whisper_summary`.",
+    "scorer replied, plus the chart image. Stored in `vibe_whisper_summary`. Each "
+    "materialization's metadata has the chart (open it with *Show Markdown*), the insights, "
+    "and the day's numbers (average score, hours, recorded and failed slots) that the UI "
+    "plots across partitions.",
 )
 def mood_chart(
     context: dg.AssetExecutionContext,
@@ -87,6 +90,10 @@ def mood_chart(
             "negative_hours": result.negative_hours,
             "neutral_hours": result.neutral_hours,
             "scored_slots": sum(1 for s in result.vibe_scores if s is not None),
+            # Numbers on every materialization, so the UI plots them across partitions.
+            "recorded_slots": sum(1 for s in slots if s.recorded),
+            "failed_slots": sum(1 for s in slots if s.failed),
+            "insights": dg.MetadataValue.text(result.insights or "-"),
             "scorer": mood_scorer.name(),
             "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
         }

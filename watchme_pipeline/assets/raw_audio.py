@@ -85,7 +85,7 @@ def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_sto
 @dg.asset(
     **ASSET_DEFAULTS,
     op_tags=pod_tags("raw_audio"),
-    kinds={"python", "s3"},
+    kinds={"python", "audio", "sql"},  # audio, sql: the configured stores (definitions)
     tags={"stage": "ingest"},
     description="The device-day's recordings in the audio store: slot, key, size, duration, "
     "sample rate and whether each decodes; registered in `audio_files` (pending for every "

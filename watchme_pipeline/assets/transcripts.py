@@ -32,10 +32,12 @@ class StageConfig(dg.Config):
     tags={"stage": "model"},
     pool="models",
     code_version=stage_code_version("whisper", WhisperSettings(language=_LANGUAGE)),
-    description="Whisper transcript per slot (openai-whisper batched by default, or "
-    "faster-whisper int8: WATCHME_WHISPER_ENGINE). Slots without voice are not decoded; decoded "
-    "chunks with low log probability (which covers Whisper's no-speech rule) or "
-    "repetition loops are dropped, so silence and noise give empty text. Written to "
+    description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
+    "openai-whisper). Silero VAD finds the speech; its segments are packed into windows of "
+    "up to 30 s cut at pauses, so silence and noise are never decoded and no word is cut at "
+    "a fixed seam. Whisper's own rules decide what is kept: a window is silence when its "
+    "no-speech probability is high and its log probability low; a low-confidence or looping "
+    "decode is retried at higher temperatures; what still loops is dropped. Written to "
     "`vibe_whisper`.",
 )
 def transcripts(

@@ -1,4 +1,5 @@
-"""Speech emotion with a wav2vec2 classifier, on the voiced parts of a slot only."""
+"""Speech emotion with a wav2vec2 classifier, on a slot's speech segments only (the Silero
+VAD segments that Whisper decodes too)."""
 
 from __future__ import annotations
 

