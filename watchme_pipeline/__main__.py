@@ -105,6 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     choose_profile()
     import dagster as dg
 
+    from watchme_pipeline.checks import ALL_CHECKS
     from watchme_pipeline.definitions import build_resources, configured_assets
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore
@@ -129,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             instance.add_dynamic_partitions("devices", [args.device])
         t1 = time.perf_counter()
         result = dg.materialize(
-            configured_assets(resources), partition_key=str(day.partition_key),
+            [*configured_assets(resources), *ALL_CHECKS], partition_key=str(day.partition_key),
             instance=instance, resources=resources, raise_on_error=False,
             tags={"source": "make demo"},
         )

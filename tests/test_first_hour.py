@@ -1,0 +1,130 @@
+"""The first hour, as a newcomer has it: `make demo`, then the UI on the same DAGSTER_HOME.
+
+`python -m watchme_pipeline demo` (what `make demo` runs) materializes the sample day into
+DAGSTER_HOME; the webserver started on that home then shows the six assets materialized for
+the sample partition, with their checks and the chart's numbers, through its GraphQL API; a
+headless Chromium screenshot of the mood_chart partition page is kept in test-artifacts/.
+"""
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from test_webserver_e2e import (
+    ARTIFACTS,
+    ASSETS,
+    ROOT,
+    Dagster,
+    dagster_env,
+    headless_chromium,
+    prepare_home,
+    wait_for,
+)
+
+DEVICE, DATE = "demo-device", "2025-07-18"  # the demo's own default is yesterday
+PARTITION = f"{DATE}|{DEVICE}"
+
+
+def demo(env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-m", "watchme_pipeline", "demo", "--date", DATE,
+                           "--seconds", "8"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def first_hour(tmp_path_factory, tiny_models):
+    tmp = tmp_path_factory.mktemp("first-hour")
+    home, data = prepare_home(tmp)
+    env = dagster_env(home, data)
+    t0 = time.perf_counter()
+    first = demo(env)
+    print(f"demo: {time.perf_counter() - t0:.1f}s")
+    second = demo(env)
+    server = Dagster(tmp, daemon=False)
+    yield first, second, server
+    server.stop()
+
+
+def test_demo_says_which_models_and_where_things_are(first_hour):
+    first, second, _ = first_hour
+    lines = first.splitlines()
+    # First thing: each model stage, its model id, and whether it is a stand-in.
+    assert re.match(r"transcripts +tiny-whisper.*\(tiny random-weight stand-in", lines[0])
+    assert re.match(r"event_scores +tiny-events", lines[1])
+    assert re.match(r"emotion_scores +tiny-emotion", lines[2])
+    assert any(line.startswith("audio store ") for line in lines[:8])
+    assert any(line.startswith("results ") and "sqlite" in line for line in lines[:8])
+    assert "12-30 is broken on purpose" in first
+    assert "materialized 6 assets" in first and "(success)" in first
+    url = ("http://127.0.0.1:3000/assets/mood_chart?view=partitions&partition="
+           "2025-07-18%7Cdemo-device")
+    assert f"in the UI (`make dev`): {url}" in first
+    # A second demo: the results are there already, and it says how to recompute.
+    assert "nothing was pending" in second and "nothing was pending" not in first
+    assert "recompute: true" in second
+
+
+def materializations(server: Dagster, asset: str) -> list[dict]:
+    return server.query(
+        """query($key: AssetKeyInput!, $partitions: [String!]) {
+             assetOrError(assetKey: $key) { ... on Asset {
+               assetMaterializations(partitions: $partitions) {
+                 partition runId metadataEntries { label __typename
+                   ... on FloatMetadataEntry { floatValue }
+                   ... on IntMetadataEntry { intValue }
+                   ... on TextMetadataEntry { text } } } } } }""",
+        {"key": {"path": [asset]}, "partitions": [PARTITION]})["assetOrError"][
+            "assetMaterializations"]
+
+
+def test_the_ui_opens_on_the_sample_day_materialized(first_hour):
+    _, _, server = first_hour
+    runs = set()
+    for asset in ASSETS:
+        mats = materializations(server, asset)
+        assert len(mats) == 2 and {m["partition"] for m in mats} == {PARTITION}, asset
+        runs |= {m["runId"] for m in mats}
+    assert len(runs) == 2  # one run per demo, all six assets in each
+    latest = {e["label"]: e for e in materializations(server, "mood_chart")[0]["metadataEntries"]}
+    for label in ("average_score", "positive_hours", "negative_hours", "neutral_hours"):
+        assert latest[label]["__typename"] == "FloatMetadataEntry", latest[label]
+    assert latest["recorded_slots"]["intValue"] == 37
+    assert latest["failed_slots"]["intValue"] == 1
+    assert "37 recorded slots" in latest["insights"]["text"]
+    for asset, check in [("raw_audio", "failed_slots_below_threshold"),
+                         ("mood_chart", "no_slot_left_pending"), ("mood_chart", "scores_valid")]:
+        executions = server.query(
+            """query($key: AssetKeyInput!, $name: String!) {
+                 assetCheckExecutions(assetKey: $key, checkName: $name, limit: 10) {
+                   status runId partition } }""",
+            {"key": {"path": [asset]}, "name": check})["assetCheckExecutions"]
+        assert {e["runId"] for e in executions} == runs, (check, executions)
+        assert all(e["status"] == "SUCCEEDED" and e["partition"] == PARTITION
+                   for e in executions), (check, executions)
+
+
+def test_kind_tags_match_the_configuration(first_hour):
+    _, _, server = first_hour
+    nodes = server.query("""{ assetNodes { assetKey { path } kinds } }""")["assetNodes"]
+    kinds = {n["assetKey"]["path"][0]: set(n["kinds"]) for n in nodes}
+    assert kinds["raw_audio"] == {"python", "folder", "sqlite"}
+    assert kinds["transcripts"] == {"pytorch", "sqlite"}
+    assert kinds["mood_chart"] == {"python", "sqlite", "folder"}
+
+
+def test_the_chart_page_in_a_browser(first_hour):
+    _, _, server = first_hour
+    with headless_chromium() as browser:
+        browser.get(f"{server.url}/assets/mood_chart?view=partitions&partition="
+                    "2025-07-18%7Cdemo-device")
+        wait_for(lambda: "average_score" in browser.page_source, 120,
+                 "the mood_chart partition page did not show its metadata")
+        time.sleep(2)
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "mood_chart_partition.png"))
+        text = browser.find_element("tag name", "body").text
+        assert "2025-07-18|demo-device" in text and "recorded_slots" in text, text[:3000]
