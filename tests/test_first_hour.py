@@ -53,7 +53,8 @@ def test_demo_says_which_models_and_where_things_are(first_hour):
     first, second, _ = first_hour
     lines = first.splitlines()
     # First thing: each model stage, its model id, and whether it is a stand-in.
-    assert re.match(r"transcripts +tiny-whisper.*\(tiny random-weight stand-in", lines[0])
+    assert re.match(r"transcripts +tiny-whisper\+faster-whisper-int8 +\(tiny random-weight "
+                    r"stand-in", lines[0])
     assert re.match(r"event_scores +tiny-events", lines[1])
     assert re.match(r"emotion_scores +tiny-emotion", lines[2])
     assert any(line.startswith("audio store ") for line in lines[:8])

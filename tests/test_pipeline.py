@@ -61,7 +61,7 @@ def test_whole_day_rows_statuses_and_scores(first_run, resources):
     assert sorted(text.time_block) == DECODABLE
     # Silence and noise never become text (the voice gate never even decodes them).
     assert (text.set_index("time_block").loc[QUIET, "transcription"] == "").all()
-    assert set(text.model) == {"tiny-whisper"}
+    assert set(text.model) == {"tiny-whisper+faster-whisper-int8"}
 
     events = table(store, "behavior_yamnet")
     assert sorted(events.time_block) == DECODABLE

@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Where `make weights` keeps them, so a `make weights` before `make test` is reused.
 WEIGHTS_CACHE = ROOT / "data" / "models"
 # Upper bounds per group (English WER, Japanese CER), from `make eval` with margin.
-MAX_ERROR = {"en": {"hard": 0.15, "clean": 0.10}, "ja": {"hard": 0.70, "clean": 0.60}}
+# make eval on these cases: English 2-3 % hard, 4-6 % clean; Japanese 40 % hard, 19 % clean
+# (espeak-ng's kana voice against the written form), both engines.
+MAX_ERROR = {"en": {"hard": 0.10, "clean": 0.12}, "ja": {"hard": 0.55, "clean": 0.35}}
 
 
 @pytest.fixture(scope="session")
@@ -64,12 +66,11 @@ def heard(request, whisper_base, quick_cases):
         language = case.lang or "ja"  # quiet slots: the default language
         out[case.name] = (case, transcribe(model, {case.name: audio},
                                            WhisperSettings(language=language))[case.name])
-    if request.param == "openai-whisper":  # auto on Japanese: detected once per slot
-        for case in quick_cases:
-            if case.lang == "ja" and case.group in ("clean", "seam", "soft"):
-                audio = decode(case.wav_bytes(), f"{case.name}.wav")
-                out[f"{case.name}/auto"] = (case, transcribe(
-                    model, {case.name: audio}, WhisperSettings(language=None))[case.name])
+    for case in quick_cases:  # auto on Japanese: detected once per slot
+        if case.lang == "ja" and case.group in ("clean", "seam", "soft"):
+            audio = decode(case.wav_bytes(), f"{case.name}.wav")
+            out[f"{case.name}/auto"] = (case, transcribe(
+                model, {case.name: audio}, WhisperSettings(language=None))[case.name])
     registry.release_all()
     return request.param, out
 
@@ -120,10 +121,7 @@ def test_error_rates_are_within_bounds(heard, lang):
 def test_auto_language_keeps_japanese(heard):
     engine, out = heard
     auto = {k: v for k, v in out.items() if k.endswith("/auto")}
-    if engine != "openai-whisper":
-        assert not auto
-        return
-    assert len(auto) == 3
+    assert len(auto) == 4, engine
     for name, (case, result) in auto.items():
         assert result.language == "ja", (name, result)
         assert units(result.text, "ja") >= 0.5 * units(case.reference, "ja"), (name, result)

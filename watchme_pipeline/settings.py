@@ -10,7 +10,7 @@
 | WATCHME_MODEL_PROFILE | standard | standard checkpoints by id, or tiny random-weight models |
 | WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL | see ModelRegistry | id or path |
 | WATCHME_MODEL_MEMORY_MB | 1536 | the model memory budget |
-| WATCHME_WHISPER_ENGINE | openai-whisper | or faster-whisper (CTranslate2, int8) |
+| WATCHME_WHISPER_ENGINE | faster-whisper | or openai-whisper (batched) |
 | WATCHME_LANGUAGE | ja | transcription language (a Whisper code; 'auto' detects) |
 | WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
 """
