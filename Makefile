@@ -37,7 +37,7 @@ eval: weights
 sample: install
 	$(PY) -m watchme_pipeline sample
 
-# The Dagster UI on 127.0.0.1:3000 with the sample day present. `dagster dev` warns that
+# The Dagster UI on 127.0.0.1:3000 with the sample day present. Its dev command warns that
 # `dg dev` supersedes it, but `dg dev` serves a dg project, not workspace.yaml: that one
 # warning is silenced, nothing else.
 dev: install

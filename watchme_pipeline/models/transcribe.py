@@ -34,6 +34,9 @@ class WhisperSettings:
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     sample_len: int = 224  # Whisper's own bound: half its 448-token context
     batch_size: int = 4  # windows decoded together (openai-whisper)
+    # Sampling at temperature > 0 is seeded per window: the same audio gives the same text
+    # (a recomputed slot does not change for nothing).
+    seed: int = 0
     vad: VadSettings = field(default_factory=VadSettings)
 
 
@@ -158,15 +161,17 @@ def _decode_openai(model, windows: list[Window], settings: WhisperSettings
                 mel = torch.stack([_mel(model, w.audio) for w in batch])
                 results = whisper.decode(model, mel, options(language, settings.temperatures[0]))
                 for j, (w, result) in enumerate(zip(batch, results)):
-                    for t in settings.temperatures[1:]:
-                        if not needs_fallback(result, settings):
-                            break
-                        try:
-                            result = whisper.decode(model, mel[j], options(language, t))
-                        except ValueError:
-                            # Sampling from all-masked (NaN) logits: keep the last decode,
-                            # which the keep rule then judges.
-                            break
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(settings.seed)
+                        for t in settings.temperatures[1:]:
+                            if not needs_fallback(result, settings):
+                                break
+                            try:
+                                result = whisper.decode(model, mel[j], options(language, t))
+                            except ValueError:
+                                # Sampling from all-masked (NaN) logits: keep the last
+                                # decode, which the keep rule then judges.
+                                break
                     yield w, [result]
 
 
@@ -174,7 +179,10 @@ def _decode_faster(model, windows: list[Window], settings: WhisperSettings
                    ) -> Iterator[tuple[Window, list]]:
     """faster-whisper (CTranslate2): one window at a time, greedy, its own implementation of
     the same fallback and no-speech rules; its VAD off (the windows are already speech)."""
+    import ctranslate2
+
     for w in windows:
+        ctranslate2.set_random_seed(settings.seed)
         segments, _ = model.transcribe(
             np.ascontiguousarray(w.audio, dtype=np.float32), language=w.language,
             task="transcribe", beam_size=1, best_of=1, temperature=list(settings.temperatures),
