@@ -43,7 +43,7 @@ sample: install
 dev: install
 	$(PY) -m watchme_pipeline sample --show-setup
 	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
-	PYTHONWARNINGS="ignore::dagster_shared.utils.warnings.SupersessionWarning" \
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
 	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:

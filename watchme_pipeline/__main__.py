@@ -64,8 +64,9 @@ def choose_profile() -> str:
     if not profile:
         profile = "standard" if standard_models_available() else "tiny"
         if profile == "tiny":
-            print("standard model weights cannot be had here (no cache, hub unreachable): "
-                  "using the tiny random-weight models (WATCHME_MODEL_PROFILE=tiny)")
+            print("AST and wav2vec2 weights cannot be had here (no cache, hub unreachable): "
+                  "tiny random-weight stand-ins (WATCHME_MODEL_PROFILE=tiny) where no real "
+                  "weights are cached")
         os.environ["WATCHME_MODEL_PROFILE"] = profile
     return profile
 
