@@ -236,32 +236,29 @@ def ct2_to_openai_state_dict(t: dict[str, np.ndarray], dims: dict[str, int]) -> 
             if part != "key":
                 put(f"{dst}.{part}.bias", b[i * n : (i + 1) * n])
 
-    for conv in ("conv1", "conv2"):
-        linear(f"encoder.{conv}", f"encoder/{conv}")
-    put("encoder.positional_embedding", t["encoder/position_encodings/encodings"])
-    for i in range(dims["n_audio_layer"]):
-        src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
+    def block(dst: str, src: str) -> None:  # what encoder and decoder blocks share
         fused(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
         linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
         norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
         linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
         linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
         norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
+
+    for conv in ("conv1", "conv2"):
+        linear(f"encoder.{conv}", f"encoder/{conv}")
+    put("encoder.positional_embedding", t["encoder/position_encodings/encodings"])
+    for i in range(dims["n_audio_layer"]):
+        block(f"encoder.blocks.{i}", f"encoder/layer_{i}")
     norm("encoder.ln_post", "encoder/layer_norm")
     put("decoder.token_embedding.weight", t["decoder/embeddings/weight"])
     put("decoder.positional_embedding", t["decoder/position_encodings/encodings"])
     for i in range(dims["n_text_layer"]):
         src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        fused(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
+        block(dst, src)
         linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
         fused(f"{dst}.cross_attn", f"{src}/attention/linear_1", ("key", "value"))
         linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
         norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
     norm("decoder.ln", "decoder/layer_norm")
     return sd
 
