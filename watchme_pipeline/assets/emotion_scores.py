@@ -15,6 +15,7 @@ from watchme_pipeline.assets.common import (
     stage_code_version,
 )
 from watchme_pipeline.assets.transcripts import StageConfig
+from watchme_pipeline.audio import VadSettings
 from watchme_pipeline.day_tables import LABEL_COLUMNS
 from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
@@ -28,7 +29,7 @@ from watchme_pipeline.slots import SLOTS
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",
-    code_version=stage_code_version("emotion", EmotionSettings()),
+    code_version=stage_code_version("emotion", (EmotionSettings(), VadSettings())),
     description="Emotion probabilities (neutral/happy/angry/sad) per slot from a wav2vec2 "
     "classifier over the speech the VAD found (the segments Whisper decodes), in 10 s "
     "chunks; null for slots without speech. "

@@ -13,6 +13,7 @@ from watchme_pipeline.assets.common import (
     run_stage,
     stage_code_version,
 )
+from watchme_pipeline.audio import VadSettings
 from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
@@ -31,7 +32,9 @@ class StageConfig(dg.Config):
     kinds={"pytorch", "sql"},
     tags={"stage": "model"},
     pool="models",
-    code_version=stage_code_version("whisper", WhisperSettings(language=_LANGUAGE)),
+    # The VAD decides what Whisper hears: its settings are part of the code version.
+    code_version=stage_code_version("whisper",
+                                    (WhisperSettings(language=_LANGUAGE), VadSettings())),
     description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
     "openai-whisper). Silero VAD finds the speech; its segments are packed into windows of "
     "up to 30 s cut at pauses, so silence and noise are never decoded and no word is cut at "

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, VadSettings, speech_windows
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, speech_windows
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
 _SPECIAL = re.compile(r"<\|[^|]*\|>")
@@ -37,7 +37,6 @@ class WhisperSettings:
     # Sampling at temperature > 0 is seeded per window: the same audio gives the same text
     # (a recomputed slot does not change for nothing).
     seed: int = 0
-    vad: VadSettings = field(default_factory=VadSettings)
 
 
 @dataclass(frozen=True)
@@ -81,9 +80,10 @@ def keep(result, s: WhisperSettings) -> bool:
 
 
 def slot_windows(audio: DecodedAudio, s: WhisperSettings) -> list[np.ndarray]:
-    """The slot's speech as Whisper windows (each the concatenation of its segments)."""
+    """The slot's speech (the segments the shared decode found once, with ``VadSettings``) as
+    Whisper windows, each the concatenation of its segments."""
     return [np.concatenate([audio.samples[a:b] for a, b in window])
-            for window in speech_windows(audio.speech(), int(s.vad.max_window_s * SAMPLE_RATE))]
+            for window in speech_windows(audio.speech(), WINDOW_SAMPLES)]
 
 
 def transcribe(
