@@ -4,7 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
-# Settings are read at import time (partitions, time zone): set them before any import.
+# definitions.py reads the environment when imported (tests that load it): set it first.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="watchme-tests-"))
 os.environ["WATCHME_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["WATCHME_MODEL_PROFILE"] = "tiny"
@@ -14,20 +14,29 @@ os.environ.pop("WATCHME_DATABASE_URL", None)
 import dagster as dg  # noqa: E402
 import pytest  # noqa: E402
 
-from watchme_pipeline.assets import ALL_ASSETS  # noqa: E402
+from watchme_pipeline.assets import build_assets  # noqa: E402
+from watchme_pipeline.checks import build_checks  # noqa: E402
 from watchme_pipeline.models.tiny import TINY_BUILDERS  # noqa: E402
-from watchme_pipeline.partitions import DeviceDay  # noqa: E402
+from watchme_pipeline.partitions import DeviceDay, build_partitions  # noqa: E402
 from watchme_pipeline.resources import (  # noqa: E402
     LocalAudioStore,
     LocalMoodScorer,
     ModelRegistry,
     SqlResultStore,
 )
-from watchme_pipeline.resources.io_manager import result_store_io_manager  # noqa: E402
 from watchme_pipeline.sample_data import write_sample_day  # noqa: E402
+from watchme_pipeline.sensors import build_new_audio_sensor  # noqa: E402
+from watchme_pipeline.settings import PipelineSettings  # noqa: E402
 
 MODEL_CACHE = _SESSION_DIR / "models"
 DEVICE, DATE = "dev-1", "2025-07-18"
+# The graph as definitions.py builds it, for the embedded defaults and the tiny models.
+PARTITIONS = build_partitions("Asia/Tokyo", "2025-01-01")
+ALL_ASSETS = build_assets(PARTITIONS, ModelRegistry(profile="tiny", cache_dir=str(MODEL_CACHE)),
+                          PipelineSettings(), LocalMoodScorer().name())
+ASSET = {a.key.to_user_string(): a for a in ALL_ASSETS}
+ALL_CHECKS = build_checks(PARTITIONS)
+new_audio_sensor = build_new_audio_sensor(PARTITIONS)
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +64,7 @@ def resources(tiny_models, audio_store, result_store) -> dict:
         "result_store": result_store,
         "model_registry": ModelRegistry(profile="tiny", cache_dir=str(tiny_models)),
         "mood_scorer": LocalMoodScorer(),
-        "io_manager": result_store_io_manager,
+        "settings": PipelineSettings(),
     }
 
 
@@ -134,8 +143,6 @@ def real_instance():
 
 def tick(instance: dg.DagsterInstance, store, cursor: str | None = None) -> dg.SensorResult:
     """Evaluate new_audio_sensor once and apply its partition requests, as the daemon does."""
-    from watchme_pipeline.sensors import new_audio_sensor
-
     with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
                                  cursor=cursor, resources={"audio_store": store}) as context:
         result = new_audio_sensor(context)

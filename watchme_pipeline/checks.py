@@ -7,12 +7,10 @@ backfill run) and reports each partition's figures in its metadata.
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets import mood_chart, raw_audio
 from watchme_pipeline.assets.common import device_days
-from watchme_pipeline.partitions import device_day_partitions
 from watchme_pipeline.resources import ResultStore
-from watchme_pipeline.schema import STAGES
 from watchme_pipeline.slots import SLOTS
+from watchme_pipeline.stages import MOOD_CHART, RAW_AUDIO, STATUS_NAMES
 
 FAILED_SLOTS_WARN = 0.10  # warn when more than 10 % of a day's recordings fail
 
@@ -21,13 +19,6 @@ def _current(files: pd.DataFrame) -> pd.DataFrame:
     return files[files.transcriptions_status != "superseded"]
 
 
-@dg.asset_check(
-    asset=raw_audio,
-    partitions_def=device_day_partitions,
-    blocking=True,
-    description="Failed recordings stay below 10 % of the day (WARN, with each reason); a day "
-    "whose every recording fails is an ERROR that stops the run before the models load.",
-)
 def failed_slots_below_threshold(context: dg.AssetCheckExecutionContext,
                                  result_store: ResultStore) -> dg.AssetCheckResult:
     per_day, worst = {}, (dg.AssetCheckSeverity.WARN, True)
@@ -44,35 +35,23 @@ def failed_slots_below_threshold(context: dg.AssetCheckExecutionContext,
                                metadata={"days": dg.MetadataValue.json(per_day)})
 
 
-@dg.asset_check(
-    asset=mood_chart,
-    partitions_def=device_day_partitions,
-    description="Once the day is charted, no recording is left pending or processing in any "
-    "stage: each is completed, failed (with a reason, retried next run) or superseded.",
-)
 def no_slot_left_pending(context: dg.AssetCheckExecutionContext,
                          result_store: ResultStore) -> dg.AssetCheckResult:
     stuck = {}
     for key, day in device_days(context):
         files = result_store.read("audio_files", day.device_id, day.date)
-        for stage in STAGES:
+        for stage in STATUS_NAMES:
             bad = files[files[f"{stage}_status"].isin(["pending", "processing"])]
             if len(bad):
                 stuck[f"{key} {stage}"] = sorted(bad.time_block)
     return dg.AssetCheckResult(passed=not stuck, metadata={"stuck": dg.MetadataValue.json(stuck)})
 
 
-@dg.asset_check(
-    asset=mood_chart,
-    partitions_def=device_day_partitions,
-    description="48 scores on 48 time points, integers within −100…100, null exactly where "
-    "the day has no usable recording.",
-)
 def scores_valid(context: dg.AssetCheckExecutionContext,
                  result_store: ResultStore) -> dg.AssetCheckResult:
     problems: dict[str, str] = {}
     for key, day in device_days(context):
-        rows = result_store.read("vibe_whisper_summary", day.device_id, day.date)
+        rows = result_store.read(MOOD_CHART.table, day.device_id, day.date)
         if rows.empty:
             problems[key] = "no vibe_whisper_summary row"
             continue
@@ -90,4 +69,24 @@ def scores_valid(context: dg.AssetCheckExecutionContext,
                                metadata={"problems": dg.MetadataValue.json(problems)})
 
 
-ALL_CHECKS = [failed_slots_below_threshold, no_slot_left_pending, scores_valid]
+def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The checks, for the graph's partitions."""
+    return [
+        dg.asset_check(
+            asset=RAW_AUDIO.asset, partitions_def=partitions_def, blocking=True,
+            description="Failed recordings stay below 10 % of the day (WARN, with each "
+            "reason); a day whose every recording fails is an ERROR that stops the run before "
+            "the models load.",
+        )(failed_slots_below_threshold),
+        dg.asset_check(
+            asset=MOOD_CHART.asset, partitions_def=partitions_def,
+            description="Once the day is charted, no recording is left pending or processing "
+            "in any stage: each is completed, failed (with a reason, retried next run) or "
+            "superseded.",
+        )(no_slot_left_pending),
+        dg.asset_check(
+            asset=MOOD_CHART.asset, partitions_def=partitions_def,
+            description="48 scores on 48 time points, integers within −100…100, null exactly "
+            "where the day has no usable recording.",
+        )(scores_valid),
+    ]

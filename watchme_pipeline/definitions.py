@@ -1,15 +1,21 @@
-"""The code location: one Definitions object, assembled from the environment's settings."""
+"""The code location: one Definitions object, assembled from the environment.
+
+This is the only module that reads the environment: the deployment (stores, partitions,
+models) and the run settings become resources here, and everything below gets them from
+Dagster.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
-from watchme_pipeline.assets import ALL_ASSETS
-from watchme_pipeline.checks import ALL_CHECKS
+from watchme_pipeline.assets import build_assets
+from watchme_pipeline.checks import build_checks
 from watchme_pipeline.deployment import executor_from_env
-from watchme_pipeline.partitions import device_day_partitions
+from watchme_pipeline.partitions import build_partitions
 from watchme_pipeline.resources import (
     S3AudioStore,
     SqlResultStore,
@@ -17,28 +23,22 @@ from watchme_pipeline.resources import (
     mood_scorer_from_env,
     result_store_from_env,
 )
-from watchme_pipeline.resources.io_manager import result_store_io_manager
 from watchme_pipeline.resources.model_registry import model_registry_from_env
-from watchme_pipeline.sensors import new_audio_sensor, record_failed_runs
-from watchme_pipeline.settings import Settings, load_settings
+from watchme_pipeline.sensors import build_new_audio_sensor, record_failed_runs
+from watchme_pipeline.settings import load_deployment, settings_from_env
 
-device_day_job = dg.define_asset_job(
-    "device_day_job",
-    selection=dg.AssetSelection.assets(*ALL_ASSETS),
-    partitions_def=device_day_partitions,
-    description="The whole graph for one device-day (what the sensor launches).",
-)
+JOB_NAME = "device_day_job"
 
 
-def build_resources(settings: Settings) -> dict:
-    env = os.environ
+def build_resources(env: Mapping[str, str]) -> dict:
+    deployment = load_deployment(env)
     return {
-        "audio_store": audio_store_from_url(settings.audio_store, env),
-        "result_store": result_store_from_env(env, settings.database_url),
-        "model_registry": model_registry_from_env(env, settings.model_profile,
-                                                  str(settings.model_cache)),
+        "audio_store": audio_store_from_url(deployment.audio_store, env),
+        "result_store": result_store_from_env(env, deployment.database_url),
+        "model_registry": model_registry_from_env(env, deployment.model_profile,
+                                                  str(deployment.model_cache)),
         "mood_scorer": mood_scorer_from_env(env),
-        "io_manager": result_store_io_manager,
+        "settings": settings_from_env(env),
     }
 
 
@@ -57,8 +57,8 @@ def storage_kinds(resources: dict) -> tuple[str, str]:
     return audio, results
 
 
-def configured_assets(resources: dict) -> list:
-    """ALL_ASSETS with kind tags for the stores they use: ``audio`` and ``sql`` in the asset
+def configured_assets(assets: list[dg.AssetsDefinition], resources: dict) -> list:
+    """The assets with kind tags for the stores they use: ``audio`` and ``sql`` in the asset
     modules are placeholders replaced here, where the configuration is known."""
     audio, results = storage_kinds(resources)
 
@@ -70,36 +70,43 @@ def configured_assets(resources: dict) -> list:
             kinds = (kinds - {"sql"}) | {results}
         return spec.replace_attributes(kinds=kinds)
 
-    return list(dg.map_asset_specs(retag, ALL_ASSETS))
+    return list(dg.map_asset_specs(retag, assets))
 
 
-# Brings vibe_prompt and mood_chart up to date whenever any upstream partition changes
-# (late uploads included); on by default.
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "watchme_automation",
-    target=dg.AssetSelection.assets(*ALL_ASSETS),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-)
+def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
+    """Everything the code location serves, for this environment."""
+    deployment = load_deployment(env)
+    resources = build_resources(env)
+    partitions = build_partitions(deployment.timezone, deployment.start_date)
+    assets = build_assets(partitions, resources["model_registry"], resources["settings"],
+                          resources["mood_scorer"].name())
+    selection = dg.AssetSelection.assets(*assets)
+    job = dg.define_asset_job(
+        JOB_NAME, selection=selection,
+        description="The whole graph for one device-day (what the sensor launches).",
+    )
+    # Brings vibe_prompt and mood_chart up to date whenever any upstream partition changes
+    # (late uploads included); on by default.
+    automation = dg.AutomationConditionSensorDefinition(
+        "watchme_automation", target=selection, default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+    )
+    return dg.Definitions(
+        assets=configured_assets(assets, resources),
+        asset_checks=build_checks(partitions),
+        jobs=[job],
+        sensors=[build_new_audio_sensor(partitions, JOB_NAME), record_failed_runs, automation],
+        resources=resources,
+        # In-process by default: the steps of a run share one process and its models.
+        # WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
+        executor=executor_from_env(env),
+    )
 
-_resources = build_resources(load_settings())
-defs = dg.Definitions(
-    assets=configured_assets(_resources),
-    asset_checks=ALL_CHECKS,
-    jobs=[device_day_job],
-    sensors=[new_audio_sensor, record_failed_runs, automation_sensor],
-    resources=_resources,
-    # In-process by default: the steps of a run share one process, its decoded audio and its
-    # models. WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
-    executor=executor_from_env(os.environ),
-)
+
+defs = build_definitions(os.environ)
 
 
 def device_day_job_from_env() -> dg.JobDefinition:
     """device_day_job built afresh from the current environment: the entry point of
     ``dg.reconstructable`` for executors that start each step in a new process."""
-    resources = build_resources(load_settings())
-    return dg.Definitions(
-        assets=configured_assets(resources), asset_checks=ALL_CHECKS, jobs=[device_day_job],
-        resources=resources, executor=executor_from_env(os.environ),
-    ).resolve_job_def("device_day_job")
+    return build_definitions(os.environ).resolve_job_def(JOB_NAME)

@@ -3,7 +3,7 @@
 ``WATCHME_DEPLOYMENT`` chooses:
 
 * ``local`` (default): Dagster's in-process executor. The steps of a run share one process,
-  its decoded audio and its models (loaded once, within ``WATCHME_MODEL_MEMORY_MB``).
+  and its models (loaded once, within ``WATCHME_MEMORY_MB``).
 * ``multiprocess``: one process per step, at most 2 at a time; the ``models`` pool in
   dagster.yaml still keeps model steps of different runs apart.
 * ``k8s``: dagster-k8s's ``k8s_job_executor``, one Kubernetes job per step, each pod sized by
@@ -19,24 +19,18 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-# Memory per step pod. Model steps: the measured peak RSS of one process holding that model
-# (benchmarks/results/latest.json, standard architectures, fp32) as the request, +25 % as the
-# limit; the model budget inside the pod is the request minus the runtime (~450 MB of torch).
-POD_MEMORY = {
-    "transcripts": ("1200Mi", "1500Mi"),
-    "event_scores": ("1400Mi", "1750Mi"),
-    "emotion_scores": ("1400Mi", "1750Mi"),
-    "raw_audio": ("512Mi", "768Mi"),
-    "vibe_prompt": ("256Mi", "512Mi"),
-    "mood_chart": ("384Mi", "512Mi"),
-}
-POD_CPU = {"transcripts": "2", "event_scores": "2", "emotion_scores": "2"}
+from watchme_pipeline.stages import ALL_STAGES, StageSpec
+
+# Memory per step pod: each stage's ``pod_memory`` (stages.py), from the measured peak RSS of
+# the process running it (benchmarks/results/latest.json) as the request, +25 % as the limit.
+# WATCHME_MEMORY_MB inside the pod should be the request: the process keeps under it.
+POD_MEMORY = {s.asset: s.pod_memory for s in ALL_STAGES}
 
 
-def pod_tags(asset: str) -> dict[str, dict]:
-    """The ``dagster-k8s/config`` op tag for ``asset``'s step pod (ignored by other executors)."""
-    request, limit = POD_MEMORY[asset]
-    cpu = POD_CPU.get(asset, "500m")
+def pod_tags(stage: StageSpec) -> dict[str, dict]:
+    """The ``dagster-k8s/config`` op tag for the stage's step pod (other executors ignore it)."""
+    request, limit = stage.pod_memory
+    cpu = "2" if stage.model_kind else "500m"
     return {"dagster-k8s/config": {"container_config": {"resources": {
         "requests": {"memory": request, "cpu": cpu},
         "limits": {"memory": limit},

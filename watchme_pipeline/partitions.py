@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from watchme_pipeline.settings import load_settings
 from watchme_pipeline.slots import InvalidIdentifier, validate_date, validate_device_id
 
 DATE, DEVICE = "date", "device"
@@ -14,16 +13,13 @@ devices_partitions = dg.DynamicPartitionsDefinition(name="devices")
 
 
 def build_partitions(timezone: str, start_date: str) -> dg.MultiPartitionsDefinition:
+    """Local dates of ``timezone`` from ``start_date`` x the devices the sensor has seen."""
     return dg.MultiPartitionsDefinition({
         # end_offset=1: today's partition exists, so audio recorded today is processed today.
         DATE: dg.DailyPartitionsDefinition(start_date=start_date, timezone=timezone,
                                            end_offset=1),
         DEVICE: devices_partitions,
     })
-
-
-_settings = load_settings()
-device_day_partitions = build_partitions(_settings.timezone, _settings.start_date)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from watchme_pipeline.scoring import SlotSummary, emotion_name
 
+# vibe_prompt's code version: raise it when the template or the line format changes.
+PROMPT_VERSION = "prompt-2"
+
 TEXT = {
     "ja": {
         "no_speech": "(発話なし)",

@@ -1,4 +1,9 @@
-"""The result tables, compatible with the tables the WatchMe dashboard reads (see the brief)."""
+"""The result tables, compatible with the tables the WatchMe dashboard reads (see the brief).
+
+The SQL files in ``migrations/`` create them on every backend; these definitions are what the
+code queries with, and ``tests/test_result_store.py`` proves the two agree on SQLite and
+PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from watchme_pipeline.stages import STATUS_NAMES
+
 metadata = sa.MetaData()
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
-STAGES = ("transcriptions", "behavior_features", "emotion_features")
 STATUSES = ("pending", "processing", "completed", "failed", "superseded")
 
 
@@ -36,20 +42,27 @@ def _key(*names: str) -> list[sa.Column]:
     return [sa.Column(n, sa.Text, primary_key=True) for n in names]
 
 
+# One row per file (migration 0003): two uploads of one slot that parse to the same time
+# (…/09-00/ and …/09-00-00/) are both kept; the later is current, the earlier superseded.
 audio_files = sa.Table(
     "audio_files", metadata,
     sa.Column("device_id", sa.Text, primary_key=True),
-    sa.Column("recorded_at", UTCDateTime, primary_key=True),
-    sa.Column("file_path", sa.Text, nullable=False),
+    sa.Column("file_path", sa.Text, primary_key=True),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
     sa.Column("local_date", sa.Text, nullable=False),
     sa.Column("time_block", sa.Text, nullable=False),
     sa.Column("file_size", sa.BigInteger),
     sa.Column("duration_s", sa.Float),
     sa.Column("sample_rate", sa.Integer),
     sa.Column("decodes", sa.Boolean),
-    *[sa.Column(f"{s}_status", sa.Text, nullable=False, server_default="pending") for s in STAGES],
+    # [[start, end], ...] in 16 kHz samples: Silero VAD's speech, found once by raw_audio (0003)
+    sa.Column("speech_segments", JSON),
+    *[sa.Column(f"{s}_status", sa.Text, nullable=False, server_default="pending")
+      for s in STATUS_NAMES],
     sa.Column("error", sa.Text),
     sa.Column("updated_at", UTCDateTime),
+    sa.Index("audio_files_day", "device_id", "local_date"),
+    sa.Index("audio_files_recorded", "device_id", "recorded_at"),
 )
 
 vibe_whisper = sa.Table(
@@ -97,6 +110,7 @@ vibe_whisper_prompt = sa.Table(
     sa.Column("processed_files", sa.Integer),
     sa.Column("missing_files", JSON),
     sa.Column("generated_at", UTCDateTime),
+    sa.Column("slots", JSON),  # what the prompt was built from, for mood_chart (0003)
 )
 
 vibe_whisper_summary = sa.Table(

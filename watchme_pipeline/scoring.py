@@ -142,6 +142,10 @@ def _normalise_time(t) -> str | None:
     return tp if tp in TIME_POINTS else None
 
 
+# Part of mood_chart's code version: raise it when validation or the day's figures change.
+RULES_VERSION = "rules-1"
+
+
 def day_figures(scores: list[int | None]) -> tuple[float | None, float, float, float]:
     known = [s for s in scores if s is not None]
     average = round(sum(known) / len(known), 1) if known else None

@@ -1,87 +1,57 @@
 """emotion_scores: speech-emotion probabilities per slot (wav2vec2 SUPERB-ER)."""
 
+from __future__ import annotations
+
 import datetime as dt
 
-import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import (
-    ASSET_DEFAULTS,
-    PerPartition,
-    for_partition,
-    per_partition,
-    preview,
-    run_stage,
-    stage_code_version,
-)
-from watchme_pipeline.assets.transcripts import StageConfig
-from watchme_pipeline.audio import VadSettings
-from watchme_pipeline.day_tables import LABEL_COLUMNS
-from watchme_pipeline.deployment import pod_tags
-from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
-from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
+from watchme_pipeline.assets.common import preview
+from watchme_pipeline.audio import DecodedAudio, VadSettings
+from watchme_pipeline.models.emotion import LABEL_COLUMNS, EmotionSettings, classify_emotion
+from watchme_pipeline.resources.model_registry import LoadedModel
 from watchme_pipeline.slots import SLOTS
+from watchme_pipeline.stage_runner import ModelStage
+from watchme_pipeline.stages import EMOTION_SCORES
 
 
-@dg.asset(
-    **ASSET_DEFAULTS,
-    op_tags=pod_tags("emotion_scores"),
-    kinds={"pytorch", "sql"},
-    tags={"stage": "model"},
-    pool="models",
-    code_version=stage_code_version("emotion", (EmotionSettings(), VadSettings())),
+def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
+                   settings: EmotionSettings) -> dict[str, dict]:
+    """Per slot the four probabilities over its speech (None without speech)."""
+    out = {}
+    for slot, probs in classify_emotion(model.model, model.extractor, audios, settings).items():
+        out[slot] = {"voiced_seconds": round(audios[slot].voiced_seconds, 2),
+                     **{c: (probs or {}).get(label) for label, c in LABEL_COLUMNS.items()}}
+    return out
+
+
+def emotion_graph(rows: pd.DataFrame) -> list[dict]:
+    """The day's series for emotion_opensmile_summary: 48 points, null where no row."""
+    cols = list(LABEL_COLUMNS.values())
+    by_slot = {r.time_block: r for r in rows.itertuples()}
+    return [{"time": slot, **{c: (getattr(by_slot[slot], c) if slot in by_slot else None)
+                              for c in cols}} for slot in SLOTS]
+
+
+def summarize(store, day, rows) -> dict:
+    store.replace_partition("emotion_opensmile_summary", day.device_id, day.date, [{
+        "device_id": day.device_id, "date": day.date, "emotion_graph": emotion_graph(rows),
+        "processed_at": dt.datetime.now(dt.UTC),
+    }])
+    cols = list(LABEL_COLUMNS.values())
+    voiced = rows[cols].notna().all(axis=1) if len(rows) else pd.Series(dtype=bool)
+    return {"slots_with_voice": int(voiced.sum()),
+            "preview": preview(rows, ["time_block", "voiced_seconds", *cols])}
+
+
+emotion_scores_stage = ModelStage(
+    spec=EMOTION_SCORES,
+    model_settings=lambda settings: EmotionSettings(),
+    compute=classify_slots,
+    summarize=summarize,
+    version=f"1|{VadSettings()!r}",
     description="Emotion probabilities (neutral/happy/angry/sad) per slot from a wav2vec2 "
     "classifier over the speech the VAD found (the segments Whisper decodes), in 10 s "
     "chunks; null for slots without speech. "
     "Per slot in `emotion_superb`, the day's series in `emotion_opensmile_summary`.",
 )
-def emotion_scores(
-    context: dg.AssetExecutionContext,
-    config: StageConfig,
-    raw_audio: PerPartition,
-    audio_store: AudioStore,
-    result_store: ResultStore,
-    model_registry: ModelRegistry,
-) -> PerPartition:
-    settings = EmotionSettings()
-    cols = list(LABEL_COLUMNS.values())
-
-    def one_day(key, day):
-        def compute(audios):
-            loaded = model_registry.get("emotion")
-            results = classify_emotion(loaded.model, loaded.extractor, audios, settings)
-            now = dt.datetime.now(dt.UTC)
-            rows = []
-            for slot, probs in results.items():
-                row = {"device_id": day.device_id, "date": day.date, "time_block": slot,
-                       "voiced_seconds": round(audios[slot].voiced_seconds, 2),
-                       "model": loaded.model_id, "processed_at": now}
-                row.update({c: (probs or {}).get(label) for label, c in LABEL_COLUMNS.items()})
-                rows.append(row)
-            return rows
-
-        meta = run_stage(context, day, stage="emotion_features",
-                         raw_audio=for_partition(raw_audio, key, context),
-                         audio_store=audio_store, result_store=result_store,
-                         recompute=config.recompute, compute=compute, table="emotion_superb")
-        df = result_store.read("emotion_superb", day.device_id, day.date)
-        by_slot = {r.time_block: r for r in df.itertuples()}
-        graph = [
-            {"time": slot, **{c: getattr(by_slot[slot], c) for c in cols}}
-            if slot in by_slot else {"time": slot, **dict.fromkeys(cols)}
-            for slot in SLOTS
-        ]
-        result_store.replace_partition("emotion_opensmile_summary", day.device_id, day.date, [{
-            "device_id": day.device_id, "date": day.date, "emotion_graph": graph,
-            "processed_at": dt.datetime.now(dt.UTC),
-        }])
-        df["top_emotion"] = [
-            None if pd.isna(r[cols]).all() else r[cols].astype(float).idxmax()
-            for _, r in df.iterrows()
-        ]
-        meta["slots_with_voice"] = int(df.top_emotion.notna().sum())
-        meta["model"] = model_registry.model_id("emotion")
-        meta["preview"] = preview(df, ["time_block", "voiced_seconds", *cols])
-        return df, meta
-
-    return per_partition(context, one_day)

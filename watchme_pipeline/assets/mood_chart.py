@@ -1,31 +1,38 @@
 """mood_chart: per-slot vibe scores, day figures and the chart image → vibe_whisper_summary."""
 
-
 import base64
 import datetime as dt
+import logging
 import time
+from typing import Any
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import (
-    ASSET_DEFAULTS,
-    ON_UPSTREAM_CHANGE,
-    PerPartition,
-    for_partition,
-    per_partition,
-)
-from watchme_pipeline.chart import render_chart
-from watchme_pipeline.deployment import pod_tags
+from watchme_pipeline.assets.common import ON_UPSTREAM_CHANGE, asset_defaults, per_partition
+from watchme_pipeline.chart import CHART_VERSION, render_chart
+from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, MoodScorer, ResultStore
-from watchme_pipeline.scoring import MalformedReply, MoodResult, SlotSummary, validate_reply
+from watchme_pipeline.scoring import (
+    RULES_VERSION,
+    MalformedReply,
+    MoodResult,
+    SlotSummary,
+    validate_reply,
+)
 from watchme_pipeline.slots import SLOTS
+from watchme_pipeline.stages import MOOD_CHART, VIBE_PROMPT
 
 MAX_ATTEMPTS = 3
 
 
-def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary], log,
-                    attempts: int = MAX_ATTEMPTS, backoff_s: float = 1.0) -> MoodResult:
-    """Ask the scorer until its reply validates; fail with the last raw reply otherwise."""
+class NoValidReply(RuntimeError):
+    """The scorer's replies stayed malformed after every attempt."""
+
+
+def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary],
+                    log: logging.Logger | Any, attempts: int = MAX_ATTEMPTS,
+                    backoff_s: float = 1.0) -> MoodResult:
+    """Ask the scorer until its reply validates; raise NoValidReply with the last error."""
     recorded = {s.slot for s in slots if s.recorded}
     last_error, last_raw = None, None
     for attempt in range(1, attempts + 1):
@@ -38,65 +45,77 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary], l
             if attempt < attempts:
                 time.sleep(backoff_s * 2 ** (attempt - 1))
     log.error(f"scorer reply stayed malformed: {last_raw!r}")
-    raise dg.Failure(description=f"mood scorer {scorer.name()} gave no valid reply after "
-                     f"{attempts} attempts: {last_error}", allow_retries=False)
+    raise NoValidReply(f"mood scorer {scorer.name()} gave no valid reply after {attempts} "
+                       f"attempts: {last_error}")
 
 
-@dg.asset(
-    **ASSET_DEFAULTS,
-    op_tags=pod_tags("mood_chart"),
-    kinds={"python", "sql", "audio"},  # the chart image goes to the audio store
-    tags={"stage": "aggregate"},
-    automation_condition=ON_UPSTREAM_CHANGE,
-    description="Per-slot mood −100…100 (null where there is no recording), the day's average, "
-    "positive/negative/neutral hours, insights and notable changes, validated whatever the "
-    "scorer replied, plus the chart image. Stored in `vibe_whisper_summary`. Each "
-    "materialization's metadata has the chart (open it with *Show Markdown*), the insights, "
-    "and the day's numbers (average score, hours, recorded and failed slots) that the UI "
-    "plots across partitions.",
-)
-def mood_chart(
-    context: dg.AssetExecutionContext,
-    vibe_prompt: PerPartition,
-    audio_store: AudioStore,
-    result_store: ResultStore,
-    mood_scorer: MoodScorer,
-) -> PerPartition:
-    def one_day(key, day):
-        day_prompt = for_partition(vibe_prompt, key, context)
-        slots = [SlotSummary(**s) for s in day_prompt["slots"]]
-        result = score_validated(mood_scorer, day_prompt["prompt"], slots, context.log)
-        for warning in result.warnings:
-            context.log.warning(warning)
-        png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}",
-                              result.vibe_changes)
-        chart_path = audio_store.write(f"charts/{day.device_id}/{day.date}/mood_chart.png", png,
-                                       "image/png")
-        record = {
-            "device_id": day.device_id, "date": day.date, "vibe_scores": result.vibe_scores,
-            "average_score": result.average_score, "positive_hours": result.positive_hours,
-            "negative_hours": result.negative_hours, "neutral_hours": result.neutral_hours,
-            "insights": result.insights, "vibe_changes": result.vibe_changes,
-            "chart_path": chart_path, "scorer": mood_scorer.name(),
-            "processed_at": dt.datetime.now(dt.UTC),
-        }
-        result_store.replace_partition("vibe_whisper_summary", day.device_id, day.date, [record])
-        image = base64.b64encode(png).decode()
-        meta = {
-            "chart": dg.MetadataValue.md(f"![mood chart](data:image/png;base64,{image})"),
-            "chart_path": dg.MetadataValue.path(chart_path),
-            "average_score": result.average_score,
-            "positive_hours": result.positive_hours,
-            "negative_hours": result.negative_hours,
-            "neutral_hours": result.neutral_hours,
-            "scored_slots": sum(1 for s in result.vibe_scores if s is not None),
-            # Numbers on every materialization, so the UI plots them across partitions.
-            "recorded_slots": sum(1 for s in slots if s.recorded),
-            "failed_slots": sum(1 for s in slots if s.failed),
-            "insights": dg.MetadataValue.text(result.insights or "-"),
-            "scorer": mood_scorer.name(),
-            "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
-        }
-        return record, meta
+def chart_day(store: ResultStore, audio_store: AudioStore, scorer: MoodScorer, day: DeviceDay,
+              log: logging.Logger | Any) -> tuple[dict, MoodResult, bytes, list[SlotSummary]]:
+    """Score the prompt vibe_prompt stored, draw the chart, store both; return the record."""
+    stored = store.read(VIBE_PROMPT.table, day.device_id, day.date)
+    if stored.empty:
+        raise NoValidReply(f"{day}: no vibe_whisper_prompt row: materialize vibe_prompt first")
+    row = stored.iloc[0]
+    slots = [SlotSummary(**s) for s in row.slots]
+    result = score_validated(scorer, row.prompt, slots, log)
+    for warning in result.warnings:
+        log.warning(warning)
+    png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}", result.vibe_changes)
+    chart_path = audio_store.write(f"charts/{day.device_id}/{day.date}/mood_chart.png", png,
+                                   "image/png")
+    record = {
+        "device_id": day.device_id, "date": day.date, "vibe_scores": result.vibe_scores,
+        "average_score": result.average_score, "positive_hours": result.positive_hours,
+        "negative_hours": result.negative_hours, "neutral_hours": result.neutral_hours,
+        "insights": result.insights, "vibe_changes": result.vibe_changes,
+        "chart_path": chart_path, "scorer": scorer.name(),
+        "processed_at": dt.datetime.now(dt.UTC),
+    }
+    store.replace_partition(MOOD_CHART.table, day.device_id, day.date, [record])
+    return record, result, png, slots
 
-    return per_partition(context, one_day)
+
+def mood_chart_asset(partitions_def: dg.PartitionsDefinition, scorer_id: str
+                     ) -> dg.AssetsDefinition:
+    @dg.asset(
+        **asset_defaults(MOOD_CHART, partitions_def),
+        deps=[VIBE_PROMPT.asset],
+        kinds={"python", "sql", "audio"},  # the chart image goes to the audio store
+        tags={"stage": "aggregate"},
+        automation_condition=ON_UPSTREAM_CHANGE,
+        code_version=f"{CHART_VERSION}|{RULES_VERSION}|{scorer_id}",
+        description="Per-slot mood −100…100 (null where there is no recording), the day's "
+        "average, positive/negative/neutral hours, insights and notable changes, validated "
+        "whatever the scorer replied, plus the chart image. Stored in `vibe_whisper_summary`. "
+        "Each materialization's metadata has the chart (open it with *Show Markdown*), the "
+        "insights, and the day's numbers (average score, hours, recorded and failed slots) "
+        "that the UI plots across partitions.",
+    )
+    def mood_chart(context: dg.AssetExecutionContext, audio_store: AudioStore,
+                   result_store: ResultStore, mood_scorer: MoodScorer) -> dg.MaterializeResult:
+        def one_day(day):
+            try:
+                record, result, png, slots = chart_day(result_store, audio_store, mood_scorer,
+                                                       day, context.log)
+            except NoValidReply as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            image = base64.b64encode(png).decode()
+            return {
+                "chart": dg.MetadataValue.md(f"![mood chart](data:image/png;base64,{image})"),
+                "chart_path": dg.MetadataValue.path(record["chart_path"]),
+                "average_score": result.average_score,
+                "positive_hours": result.positive_hours,
+                "negative_hours": result.negative_hours,
+                "neutral_hours": result.neutral_hours,
+                "scored_slots": sum(1 for s in result.vibe_scores if s is not None),
+                # Numbers on every materialization, so the UI plots them across partitions.
+                "recorded_slots": sum(1 for s in slots if s.recorded),
+                "failed_slots": sum(1 for s in slots if s.failed),
+                "insights": dg.MetadataValue.text(result.insights or "-"),
+                "scorer": mood_scorer.name(),
+                "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
+            }
+
+        return per_partition(context, one_day)
+
+    return mood_chart

@@ -1,37 +1,47 @@
 """raw_audio: the day's recordings of one device, registered in audio_files."""
 
+import datetime as dt
+import logging
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import (
-    ASSET_DEFAULTS,
-    PerPartition,
-    decoded_audio,
-    per_partition,
-    preview,
-)
-from watchme_pipeline.audio import AudioDecodeError
-from watchme_pipeline.day_tables import RECORDING_COLUMNS, recordings
-from watchme_pipeline.deployment import pod_tags
+from watchme_pipeline.assets.common import asset_defaults, per_partition, preview
+from watchme_pipeline.audio import AudioDecodeError, VadSettings, speech_segments
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, ResultStore
-from watchme_pipeline.schema import STAGES
-from watchme_pipeline.settings import load_settings
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, day_prefix, parse_key
+from watchme_pipeline.stage_runner import decode_recording
+from watchme_pipeline.stages import RAW_AUDIO, STATUS_NAMES
+
+VERSION = f"1|{VadSettings()!r}"  # what it registers, the speech segments included
 
 
-def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_store: AudioStore,
-                    result_store: ResultStore) -> tuple[pd.DataFrame, dict]:
-    tz = load_settings().tz
+class UnknownDevice(LookupError):
+    """A device with no recordings at all in the audio store."""
+
+
+def current_and_superseded(df: pd.DataFrame) -> pd.Series:
+    """Which recordings are superseded: in each slot all but the latest (recorded time, then
+    upload time, then key: ``09-00-00`` after ``09-00``, both meaning 09:00)."""
+    if not len(df):
+        return pd.Series(dtype=bool)
+    order = df.sort_values(["slot", "recorded_at", "uploaded_at", "key"])
+    return order.duplicated("slot", keep="last").reindex(df.index)
+
+
+def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: DeviceDay,
+                    tz: dt.tzinfo, log: logging.Logger | Any,
+                    vad: VadSettings = VadSettings()) -> tuple[pd.DataFrame, dict[str, str]]:
+    """List, decode and register the day's recordings; return them (slot, key, facts,
+    ``superseded``) and the keys skipped with their reasons. Raises UnknownDevice."""
     objects = list(audio_store.list_objects(day_prefix(day.device_id, day.date)))
     if not objects and not any(
         True for _ in audio_store.list_objects(f"{KEY_PREFIX}/{day.device_id}/")
     ):
-        raise dg.Failure(
-            description=f"unknown device {day.device_id!r}: no recordings under "
-            f"{KEY_PREFIX}/{day.device_id}/ in {audio_store.describe()}",
-            allow_retries=False,
-        )
+        raise UnknownDevice(f"unknown device {day.device_id!r}: no recordings under "
+                            f"{KEY_PREFIX}/{day.device_id}/ in {audio_store.describe()}")
     rows, skipped = [], {}
     for obj in objects:
         try:
@@ -40,60 +50,87 @@ def find_recordings(context: dg.AssetExecutionContext, day: DeviceDay, audio_sto
             skipped[obj.key] = str(exc)
             continue
         row = {"slot": parsed.slot, "key": obj.key, "recorded_at": parsed.recorded_at(tz),
-               "size": obj.size, "duration_s": None, "sample_rate": None, "decodes": True,
-               "error": None}
+               "uploaded_at": obj.last_modified, "size": obj.size, "duration_s": None,
+               "sample_rate": None, "decodes": True, "error": None, "segments": None}
         try:
-            audio = decoded_audio(context.run_id, audio_store, obj.key)
-            row.update(duration_s=round(audio.duration_s, 3), sample_rate=audio.source_rate)
+            audio = decode_recording(audio_store, obj.key)
+            row.update(duration_s=round(audio.duration_s, 3), sample_rate=audio.source_rate,
+                       segments=[list(s) for s in speech_segments(audio.samples, vad)])
         except AudioDecodeError as exc:
             row.update(decodes=False, error=str(exc))
         rows.append(row)
-    df = pd.DataFrame(rows, columns=RECORDING_COLUMNS[:-1])
-    # Two files in one slot: both are kept; the latest one gives the slot's results.
-    df = df.sort_values(["slot", "recorded_at"]).reset_index(drop=True)
-    df["superseded"] = df.duplicated("slot", keep="last") if len(df) else pd.Series(dtype=bool)
+    df = pd.DataFrame(rows, columns=["slot", "key", "recorded_at", "uploaded_at", "size",
+                                     "duration_s", "sample_rate", "decodes", "error",
+                                     "segments"])
+    df["superseded"] = current_and_superseded(df).astype(bool)
+    df = df.sort_values(["slot", "recorded_at", "uploaded_at", "key"]).reset_index(drop=True)
 
     result_store.register_recordings([
         {"device_id": day.device_id, "recorded_at": r.recorded_at, "file_path": r.key,
          "local_date": day.date, "time_block": r.slot, "file_size": r.size,
-         "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes}
+         "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes,
+         "speech_segments": r.segments}
         for r in df.itertuples()
     ])
+    states = result_store.read("audio_files", day.device_id, day.date).set_index("file_path")
     bad = df[~df.decodes & ~df.superseded]
-    for stage in STAGES:
-        result_store.set_status(day.device_id, df[df.superseded].recorded_at, stage, "superseded")
+    for stage in STATUS_NAMES:
+        result_store.set_status(day.device_id, df[df.superseded].key, stage, "superseded")
+        # A recording current again (the later one was deleted) is pending again.
+        back = [k for k in df[~df.superseded].key
+                if states.loc[k, f"{stage}_status"] == "superseded"]
+        result_store.set_status(day.device_id, back, stage, "pending")
         for r in bad.itertuples():
-            result_store.set_status(day.device_id, [r.recorded_at], stage, "failed", r.error)
+            result_store.set_status(day.device_id, [r.key], stage, "failed", r.error)
     for key, reason in skipped.items():
-        context.log.warning(f"skipped key {key}: {reason}")
+        log.warning(f"skipped key {key}: {reason}")
     for r in bad.itertuples():
-        context.log.warning(f"{day}: slot {r.slot} failed: {r.error}")
-    metadata = {
-        "slots_found": int(df.slot.nunique()) if len(df) else 0,
-        "recordings": len(df),
-        "slots_failed": len(bad),
-        "failed_slots": dg.MetadataValue.json({r.slot: r.error for r in bad.itertuples()}),
-        "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),
-        "skipped_keys": dg.MetadataValue.json(skipped),
-        "audio_minutes": round(float(df.duration_s.fillna(0).sum()) / 60, 2),
-        "audio_store": audio_store.describe(),
-        "preview": preview(df, ["slot", "key", "duration_s", "sample_rate", "decodes", "error"]),
-    }
-    return recordings(result_store, day), metadata
+        log.warning(f"{day}: slot {r.slot} failed: {r.error}")
+    return df, skipped
 
 
-@dg.asset(
-    **ASSET_DEFAULTS,
-    op_tags=pod_tags("raw_audio"),
-    kinds={"python", "audio", "sql"},  # audio, sql: the configured stores (definitions)
-    tags={"stage": "ingest"},
-    description="The device-day's recordings in the audio store: slot, key, size, duration, "
-    "sample rate and whether each decodes; registered in `audio_files` (pending for every "
-    "stage, failed with the reason for files that do not decode).",
-)
-def raw_audio(
-    context: dg.AssetExecutionContext, audio_store: AudioStore, result_store: ResultStore
-) -> PerPartition:
-    return per_partition(
-        context, lambda key, day: find_recordings(context, day, audio_store, result_store)
+def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
+    tz = partitions_def.get_partitions_def_for_dimension("date").timezone
+
+    @dg.asset(
+        **asset_defaults(RAW_AUDIO, partitions_def),
+        kinds={"python", "audio", "sql"},  # audio, sql: the configured stores (definitions)
+        tags={"stage": "ingest"},
+        code_version=VERSION,
+        description="The device-day's recordings in the audio store: slot, key, size, "
+        "duration, sample rate, whether each decodes and where Silero VAD hears speech; "
+        "registered in `audio_files`, one row per file (pending for every stage, failed with "
+        "the reason for files that do not decode; of two files in one slot the later is "
+        "current, the earlier superseded).",
     )
+    def raw_audio(context: dg.AssetExecutionContext, audio_store: AudioStore,
+                  result_store: ResultStore) -> dg.MaterializeResult:
+        from zoneinfo import ZoneInfo
+
+        def one_day(day):
+            try:
+                df, skipped = find_recordings(audio_store, result_store, day, ZoneInfo(tz),
+                                              context.log)
+            except UnknownDevice as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            bad = df[~df.decodes & ~df.superseded]
+            return {
+                "slots_found": int(df.slot.nunique()) if len(df) else 0,
+                "recordings": len(df),
+                "slots_failed": len(bad),
+                "failed_slots": dg.MetadataValue.json(dict(zip(bad.slot, bad.error))),
+                "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),
+                "skipped_keys": dg.MetadataValue.json(skipped),
+                "audio_minutes": round(float(df.duration_s.fillna(0).sum()) / 60, 2),
+                "voiced_minutes": round(sum(e - s for segs in df.segments.dropna()
+                                            for s, e in segs) / 16000 / 60, 2),
+                "audio_store": audio_store.describe(),
+                "preview": preview(df, ["slot", "key", "duration_s", "sample_rate", "decodes",
+                                        "error", "superseded"]),
+            }
+
+        return per_partition(context, one_day)
+
+    return raw_audio
+
+

@@ -1,40 +1,37 @@
 """transcripts: Whisper text per slot, empty for silence and noise → vibe_whisper."""
 
-import datetime as dt
+from __future__ import annotations
 
-import dagster as dg
-
-from watchme_pipeline.assets.common import (
-    ASSET_DEFAULTS,
-    PerPartition,
-    for_partition,
-    per_partition,
-    preview,
-    run_stage,
-    stage_code_version,
-)
-from watchme_pipeline.audio import VadSettings
-from watchme_pipeline.deployment import pod_tags
+from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
-from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
-from watchme_pipeline.settings import load_settings
-
-_LANGUAGE = None if load_settings().language == "auto" else load_settings().language
-
-
-class StageConfig(dg.Config):
-    recompute: bool = False  # also redo slots already completed (e.g. after a model change)
+from watchme_pipeline.resources.model_registry import LoadedModel
+from watchme_pipeline.settings import PipelineSettings
+from watchme_pipeline.stage_runner import ModelStage
+from watchme_pipeline.stages import TRANSCRIPTS
 
 
-@dg.asset(
-    **ASSET_DEFAULTS,
-    op_tags=pod_tags("transcripts"),
-    kinds={"pytorch", "sql"},
-    tags={"stage": "model"},
-    pool="models",
-    # The VAD decides what Whisper hears: its settings are part of the code version.
-    code_version=stage_code_version("whisper",
-                                    (WhisperSettings(language=_LANGUAGE), VadSettings())),
+def whisper_settings(settings: PipelineSettings) -> WhisperSettings:
+    return WhisperSettings(language=settings.whisper_language)
+
+
+def transcribe_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
+                     settings: WhisperSettings) -> dict[str, dict]:
+    return {slot: {"transcription": t.text}
+            for slot, t in transcribe(model.model, audios, settings).items()}
+
+
+def summarize(store, day, rows) -> dict:
+    return {"slots_with_speech": int((rows.transcription.fillna("") != "").sum())}
+
+
+transcripts_stage = ModelStage(
+    spec=TRANSCRIPTS,
+    # The VAD (run by raw_audio) decides what Whisper hears: its settings count too.
+    model_settings=whisper_settings,
+    compute=transcribe_slots,
+    summarize=summarize,
+    version=f"1|{VadSettings()!r}",
+    preview_columns=("time_block", "transcription"),
     description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
     "openai-whisper). Silero VAD finds the speech; its segments are packed into windows of "
     "up to 30 s cut at pauses, so silence and noise are never decoded and no word is cut at "
@@ -43,33 +40,3 @@ class StageConfig(dg.Config):
     "decode is retried at higher temperatures; what still loops is dropped. Written to "
     "`vibe_whisper`.",
 )
-def transcripts(
-    context: dg.AssetExecutionContext,
-    config: StageConfig,
-    raw_audio: PerPartition,
-    audio_store: AudioStore,
-    result_store: ResultStore,
-    model_registry: ModelRegistry,
-) -> PerPartition:
-    settings = WhisperSettings(language=_LANGUAGE)
-
-    def one_day(key, day):
-        def compute(audios):
-            loaded = model_registry.get("whisper")
-            results = transcribe(loaded.model, audios, settings)
-            now = dt.datetime.now(dt.UTC)
-            return [{"device_id": day.device_id, "date": day.date, "time_block": slot,
-                     "transcription": r.text, "model": loaded.model_id, "processed_at": now}
-                    for slot, r in results.items()]
-
-        meta = run_stage(context, day, stage="transcriptions",
-                         raw_audio=for_partition(raw_audio, key, context),
-                         audio_store=audio_store, result_store=result_store,
-                         recompute=config.recompute, compute=compute, table="vibe_whisper")
-        df = result_store.read("vibe_whisper", day.device_id, day.date)
-        meta["slots_with_speech"] = int((df.transcription.fillna("") != "").sum())
-        meta["model"] = model_registry.model_id("whisper")
-        meta["preview"] = preview(df, ["time_block", "transcription"])
-        return df, meta
-
-    return per_partition(context, one_day)

@@ -4,19 +4,22 @@ VAD segments that Whisper decodes too)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
 
+# SUPERB-ER label -> column of emotion_superb
+LABEL_COLUMNS = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"}
 CHUNK_SAMPLES = 10 * SAMPLE_RATE  # 10 s chunks: a whole minute at once costs more and peaks higher
 
 
 @dataclass(frozen=True)
 class EmotionSettings:
     min_voiced_s: float = 1.0
-    batch_size: int = 1  # 6 x 10 s at once peaked 1 GB above the model (measured in make bench)
+    # 6 x 10 s at once peaked 1 GB above the model (make bench); not part of the results
+    batch_size: int = field(default=1, repr=False)
 
 
 def classify_emotion(

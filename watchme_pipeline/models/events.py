@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,7 +21,7 @@ class EventSettings:
     threshold: float = 0.1
     # Measured with AST base on 2 cores: 1.54 s/window one at a time, 1.92 s in pairs, 1.68 s
     # in fours. Batching buys nothing on CPU here, so windows go one by one.
-    batch_size: int = 1
+    batch_size: int = field(default=1, repr=False)
     # Below this level a slot is silence: AST is not run and the slot gets "Silence" (saves
     # about 17 s of CPU per audio minute with AST base on 2 cores).
     silence_dbfs: float = -55.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class WhisperSettings:
     compression_ratio_threshold: float = 2.4
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     sample_len: int = 224  # Whisper's own bound: half its 448-token context
-    batch_size: int = 4  # windows decoded together (openai-whisper)
+    batch_size: int = field(default=4, repr=False)  # windows decoded together (openai-whisper)
     # Sampling at temperature > 0 is seeded per window: the same audio gives the same text
     # (a recomputed slot does not change for nothing).
     seed: int = 0

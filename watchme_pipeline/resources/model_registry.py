@@ -1,14 +1,15 @@
-"""The only way a stage gets a model: loaded lazily inside a step, once per run, under a budget.
+"""The only way a stage gets a model: loaded lazily inside a step, once per run, within the
+process's memory limit.
 
 Dagster builds resources for the whole run, so nothing is loaded at resource set-up; the first
-``get(kind)`` inside a step loads it, later steps of the same in-process run reuse it, and
-least-recently-used models are released when a new one would not fit the memory budget.
+``get(kind, memory_mb)`` inside a step loads it, later steps of the same in-process run reuse
+it. Before a load the registry measures what the process holds: least-recently-used models are
+released until the new one (weights and the activations of one batch item) fits under the
+limit, and a model that cannot fit even alone is refused at once, naming model, need and limit.
 """
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import hashlib
 import logging
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
+from watchme_pipeline.memory import give_back, rss_mb
 from watchme_pipeline.models.tiny import TINY_BUILDERS
 from watchme_pipeline.models.weights import cached_whisper_base
 
@@ -43,9 +45,11 @@ KNOWN_SIZES_MB = {
     "superb/wav2vec2-base-superb-er": 95 * 4,
 }
 OVERHEAD = 1.3  # measured: resident size / weight bytes after the first forward pass
-
-# Every load in this process, for metadata and for tests that count loads.
-LOAD_LOG: list[str] = []
+# Activations of one batch item on CPU, fp32 (measured in `make bench` as the peak over the
+# model's resident size): a 30 s Whisper window, a 10.24 s AST window, a 10 s wav2vec2 chunk.
+ACTIVATION_MB = {"whisper": 60, "events": 120, "emotion": 150}
+# Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
+MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
 
 
 class ModelBudgetError(RuntimeError):
@@ -76,13 +80,6 @@ def cpu_limit() -> int:
     return cpus
 
 
-def _malloc_trim() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 class ModelRegistry(dg.ConfigurableResource):
     """Models by id or local path; ``profile='tiny'`` builds random-weight stand-ins."""
 
@@ -91,7 +88,6 @@ class ModelRegistry(dg.ConfigurableResource):
     event_model: str = "MIT/ast-finetuned-audioset-10-10-0.4593"
     emotion_model: str = "superb/wav2vec2-base-superb-er"
     cache_dir: str = "data/models"
-    memory_budget_mb: int = 1536
     torch_threads: int = 0  # 0: as many as the CPUs this process may use
     whisper_engine: str = DEFAULT_WHISPER_ENGINE  # openai-whisper | faster-whisper
     whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
@@ -100,6 +96,7 @@ class ModelRegistry(dg.ConfigurableResource):
     quantize: str = DEFAULT_QUANTIZE
 
     _loaded: OrderedDict = PrivateAttr(default_factory=OrderedDict)
+    _loads: list = PrivateAttr(default_factory=list)  # kinds loaded, in order
 
     def _source(self, kind: str) -> str:
         if kind not in KINDS:
@@ -173,34 +170,53 @@ class ModelRegistry(dg.ConfigurableResource):
     def loaded_kinds(self) -> list[str]:
         return list(self._loaded)
 
-    def get(self, kind: str) -> LoadedModel:
+    def need_mb(self, kind: str) -> float:
+        """What loading ``kind`` adds to the process: weights and one batch item's
+        activations."""
+        return self.estimate_mb(kind) + ACTIVATION_MB[kind]
+
+    def get(self, kind: str, memory_mb: int | None = None) -> LoadedModel:
+        """The model, loaded once; with ``memory_mb`` (the process limit) other models are
+        released first when it would not fit, and it is refused if it cannot fit alone."""
         if kind in self._loaded:
             self._loaded.move_to_end(kind)
             return self._loaded[kind]
-        need = self.estimate_mb(kind)
-        if need > self.memory_budget_mb:
-            raise ModelBudgetError(
-                f"model {self._source(kind)!r} ({kind}) needs about {need:.0f} MB, more than "
-                f"the model memory budget of {self.memory_budget_mb} MB "
-                "(WATCHME_MODEL_MEMORY_MB)"
-            )
-        while self._loaded and sum(m.size_mb for m in self._loaded.values()) + need > (
-            self.memory_budget_mb
-        ):
-            self.release(next(iter(self._loaded)))
+        need = self.need_mb(kind)
+        if memory_mb:
+            while self._loaded and rss_mb() + need > memory_mb:
+                self.release(next(iter(self._loaded)))
+            held = rss_mb()
+            if held + need > memory_mb:
+                raise ModelBudgetError(
+                    f"model {self._source(kind)!r} ({kind}) needs about {need:.0f} MB, and the "
+                    f"run process already holds {held:.0f} MB without it: more than its limit "
+                    f"of {memory_mb} MB (WATCHME_MEMORY_MB)"
+                )
         self._set_threads()
         t0 = time.perf_counter()
         model, extractor = self._load(kind, self._source(kind))
         loaded = LoadedModel(kind, self.model_id(kind), model, extractor, need)
         self._loaded[kind] = loaded
-        LOAD_LOG.append(kind)
+        self._loads.append(kind)
         log.info("loaded %s model %s in %.1fs", kind, loaded.model_id, time.perf_counter() - t0)
         return loaded
 
+    def loads(self) -> list[str]:
+        """Every load by this registry, in order (a run loads each model at most once)."""
+        return list(self._loads)
+
+    def batch_size(self, kind: str, memory_mb: int | None, requested: int = 0) -> int:
+        """Batch items that fit in what the limit leaves (at least 1), at most ``requested``
+        (0: the most worth having on CPU)."""
+        largest = requested or MAX_BATCH[kind]
+        if not memory_mb:
+            return largest
+        fits = int((memory_mb - rss_mb()) // ACTIVATION_MB[kind])
+        return max(1, min(largest, fits))
+
     def release(self, kind: str) -> None:
         if self._loaded.pop(kind, None) is not None:
-            gc.collect()
-            _malloc_trim()
+            give_back()
 
     def release_all(self) -> None:
         for kind in list(self._loaded):
@@ -274,7 +290,6 @@ def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
         whisper_model=env.get("WATCHME_WHISPER_MODEL", "base"),
         event_model=env.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
         emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
-        memory_budget_mb=int(env.get("WATCHME_MODEL_MEMORY_MB", "1536")),
         whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
         quantize=env.get("WATCHME_QUANTIZE", DEFAULT_QUANTIZE),
     )

@@ -22,7 +22,7 @@ from pydantic import PrivateAttr
 
 from watchme_pipeline import schema
 from watchme_pipeline.migrations import migrate
-from watchme_pipeline.schema import STAGES
+from watchme_pipeline.stages import STATUS_NAMES
 
 
 def _now() -> dt.datetime:
@@ -68,8 +68,9 @@ class ResultStore(dg.ConfigurableResource):
         """Insert newly found recordings as pending; refresh file facts, keep their statuses."""
         raise NotImplementedError
 
-    def set_status(self, device_id: str, recorded_at: Iterable[dt.datetime], stage: str,
+    def set_status(self, device_id: str, file_paths: Iterable[str], stage: str,
                    status: str, error: str | None = None) -> None:
+        """Set ``{stage}_status`` of these recordings (audio_files is keyed by file)."""
         raise NotImplementedError
 
     def record_run_failure(self, record: dict) -> None:
@@ -79,12 +80,13 @@ class ResultStore(dg.ConfigurableResource):
         raise NotImplementedError
 
 
-FACT_COLUMNS = ["file_path", "file_size", "duration_s", "sample_rate", "decodes", "updated_at"]
+FACT_COLUMNS = ["recorded_at", "file_size", "duration_s", "sample_rate", "decodes",
+                "speech_segments", "updated_at"]
 DONE = ("completed", "superseded")
 
 
 def _check_status(stage: str, status: str) -> None:
-    if stage not in STAGES or status not in schema.STATUSES:
+    if stage not in STATUS_NAMES or status not in schema.STATUSES:
         raise ValueError(f"unknown stage/status {stage!r}/{status!r}")
 
 
@@ -150,7 +152,7 @@ class SqlResultStore(ResultStore):
     def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
         table = schema.TABLES[table_name]
         date_col = table.c.local_date if table_name == "audio_files" else table.c.date
-        order = [table.c[k] for k in ("time_block", "recorded_at") if k in table.c]
+        order = [table.c[k] for k in ("time_block", "recorded_at", "file_path") if k in table.c]
         query = sa.select(table).where(table.c.device_id == device_id, date_col == date)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(*order)).mappings().all()
@@ -172,11 +174,11 @@ class SqlResultStore(ResultStore):
             self._upsert(conn, schema.audio_files, [{**r, "updated_at": now} for r in rows],
                          update=FACT_COLUMNS)
 
-    def set_status(self, device_id: str, recorded_at: Iterable[dt.datetime], stage: str,
+    def set_status(self, device_id: str, file_paths: Iterable[str], stage: str,
                    status: str, error: str | None = None) -> None:
         _check_status(stage, status)
-        recorded_at = list(recorded_at)
-        if not recorded_at:
+        paths = list(file_paths)
+        if not paths:
             return
         t = schema.audio_files
         values: dict[str, Any] = {f"{stage}_status": status, "updated_at": _now()}
@@ -185,15 +187,15 @@ class SqlResultStore(ResultStore):
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(t)
-                .where(t.c.device_id == device_id, t.c.recorded_at.in_(recorded_at))
+                .where(t.c.device_id == device_id, t.c.file_path.in_(paths))
                 .values(**values)
             )
             if status == "completed":
                 # A slot that now completes every stage has no error left to show.
-                done = sa.and_(*[t.c[f"{s}_status"].in_(DONE) for s in STAGES])
+                done = sa.and_(*[t.c[f"{s}_status"].in_(DONE) for s in STATUS_NAMES])
                 conn.execute(
                     sa.update(t)
-                    .where(t.c.device_id == device_id, t.c.recorded_at.in_(recorded_at), done)
+                    .where(t.c.device_id == device_id, t.c.file_path.in_(paths), done)
                     .values(error=None)
                 )
 
@@ -258,7 +260,7 @@ class SupabaseResultStore(ResultStore):
         date_col = "local_date" if table_name == "audio_files" else "date"
         request = (self.client.table(table_name).select("*")
                    .eq("device_id", device_id).eq(date_col, date))
-        for col in ("time_block", "recorded_at"):
+        for col in ("time_block", "recorded_at", "file_path"):
             if col in table.c:
                 request = request.order(col)
         df = pd.DataFrame(self._run(table_name, request).data,
@@ -273,26 +275,26 @@ class SupabaseResultStore(ResultStore):
         # Only keys and file facts are sent: merge-duplicates leaves the statuses alone.
         self._upsert_rest("audio_files", [
             {k: v for k, v in {**r, "updated_at": now}.items()
-             if k in (*FACT_COLUMNS, "device_id", "recorded_at", "local_date", "time_block")}
+             if k in (*FACT_COLUMNS, "device_id", "file_path", "local_date", "time_block")}
             for r in rows
         ])
 
-    def set_status(self, device_id: str, recorded_at: Iterable[dt.datetime], stage: str,
+    def set_status(self, device_id: str, file_paths: Iterable[str], stage: str,
                    status: str, error: str | None = None) -> None:
         _check_status(stage, status)
-        stamps = [t.astimezone(dt.UTC).isoformat() for t in recorded_at]
-        if not stamps:
+        paths = list(file_paths)
+        if not paths:
             return
         values: dict[str, Any] = {f"{stage}_status": status, "updated_at": _now().isoformat()}
         if status == "failed":
             values["error"] = error
         table = self.client.table("audio_files")
         self._run("audio_files", table.update(values).eq("device_id", device_id)
-                  .in_("recorded_at", stamps))
+                  .in_("file_path", paths))
         if status == "completed":
             request = table.update({"error": None}).eq("device_id", device_id).in_(
-                "recorded_at", stamps)
-            for s in STAGES:
+                "file_path", paths)
+            for s in STATUS_NAMES:
                 request = request.in_(f"{s}_status", list(DONE))
             self._run("audio_files", request)
 

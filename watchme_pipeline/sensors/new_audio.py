@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from watchme_pipeline.partitions import DeviceDay, device_day_partitions, devices_partitions
+from watchme_pipeline.partitions import DATE, DeviceDay, devices_partitions
 from watchme_pipeline.resources import AudioStore, StoredObject
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, parse_key
 
@@ -97,22 +97,32 @@ def plan_tick(objects: Iterable[StoredObject], cursor: str | None, max_runs: int
     return plan
 
 
-def _partition_dates(context: dg.SensorEvaluationContext) -> set[str]:
-    date_dim = device_day_partitions.get_partitions_def_for_dimension("date")
-    return set(date_dim.get_partition_keys(dynamic_partitions_store=context.instance))
+def build_new_audio_sensor(partitions_def: dg.MultiPartitionsDefinition,
+                           job_name: str = "device_day_job") -> dg.SensorDefinition:
+    """The sensor for the graph's partitions (keys outside its dates are skipped)."""
+    dates = partitions_def.get_partitions_def_for_dimension(DATE)
+
+    @dg.sensor(
+        name="new_audio_sensor",
+        job_name=job_name,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Lists the audio store; adds new devices to the `devices` partitions and "
+        f"requests one run per device-day with new recordings (at most {MAX_RUNS_PER_TICK} a "
+        "tick).",
+    )
+    def new_audio_sensor(context: dg.SensorEvaluationContext, audio_store: AudioStore
+                         ) -> dg.SensorResult:
+        valid = set(dates.get_partition_keys(dynamic_partitions_store=context.instance))
+        return sensor_result(context, audio_store, valid)
+
+    return new_audio_sensor
 
 
-@dg.sensor(
-    job_name="device_day_job",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Lists the audio store; adds new devices to the `devices` partitions and "
-    f"requests one run per device-day with new recordings (at most {MAX_RUNS_PER_TICK} a tick).",
-)
-def new_audio_sensor(context: dg.SensorEvaluationContext, audio_store: AudioStore
-                     ) -> dg.SensorResult:
+def sensor_result(context: dg.SensorEvaluationContext, audio_store: AudioStore,
+                  valid_dates: set[str]) -> dg.SensorResult:
     plan = plan_tick(audio_store.list_objects(f"{KEY_PREFIX}/"), context.cursor,
-                     MAX_RUNS_PER_TICK, _partition_dates(context))
+                     MAX_RUNS_PER_TICK, valid_dates)
     for key, reason in plan.skipped.items():
         context.log.warning(f"skipped {key}: {reason}")
     known = set(context.instance.get_dynamic_partitions(devices_partitions.name))
