@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from pg import PostgresCluster  # noqa: E402
 
 from watchme_pipeline.resources import SqlResultStore  # noqa: E402
-from watchme_pipeline.schema import STAGES  # noqa: E402
+from watchme_pipeline.stages import STATUS_NAMES as STAGES  # noqa: E402
 from watchme_pipeline.slots import SLOTS  # noqa: E402
 
 NOW = dt.datetime(2025, 7, 18, tzinfo=dt.UTC)
@@ -28,7 +28,7 @@ def write_day(store: SqlResultStore, device: str, date: str) -> int:
                    "time_block": s, "file_size": 1_920_044, "duration_s": 60.0,
                    "sample_rate": 16000, "decodes": True} for i, s in enumerate(SLOTS)]
     store.register_recordings(recordings)
-    at = [r["recorded_at"] for r in recordings]
+    at = [r["file_path"] for r in recordings]
     for stage in STAGES:
         store.set_status(device, at, stage, "processing")
     events = [{"time": round(w * 10.24, 2), "events": [{"label": "Speech", "score": 0.9}] * 5}

@@ -22,8 +22,8 @@ import numpy as np
 from faultproxy import FaultProxy
 from pg import PostgresCluster
 
-from watchme_pipeline.assets import ALL_ASSETS
-from watchme_pipeline.partitions import DeviceDay
+from watchme_pipeline.assets import build_assets
+from watchme_pipeline.partitions import DeviceDay, build_partitions
 from watchme_pipeline.resources import (
     LocalAudioStore,
     LocalMoodScorer,
@@ -32,11 +32,14 @@ from watchme_pipeline.resources import (
     SqlResultStore,
     TimedS3Resource,
 )
-from watchme_pipeline.resources.io_manager import result_store_io_manager
 from watchme_pipeline.sample_data import write_sample_day
+from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import parse_key
 
 DATE = "2025-07-18"
+ALL_ASSETS = build_assets(build_partitions("Asia/Tokyo", "2025-01-01"),
+                          ModelRegistry(profile="tiny"), PipelineSettings(),
+                          LocalMoodScorer().name())
 RESULT_TABLES = ["vibe_whisper", "behavior_yamnet", "emotion_superb", "behavior_summary",
                  "emotion_opensmile_summary", "vibe_whisper_prompt", "vibe_whisper_summary"]
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "aws-secret-FAKE-9f8e7d", "OPENAI_API_KEY": "sk-FAKE-42xyz",
@@ -71,7 +74,7 @@ class World:
     def resources(self) -> dict:
         return {"audio_store": self.audio, "result_store": self.results,
                 "model_registry": ModelRegistry(profile="tiny", cache_dir=str(self.models)),
-                "mood_scorer": LocalMoodScorer(), "io_manager": result_store_io_manager}
+                "mood_scorer": LocalMoodScorer(), "settings": PipelineSettings()}
 
     def upload_day(self, device: str, date: str = DATE, seconds: float = 6) -> None:
         day = write_sample_day(self.audio, device, date, seconds=seconds)

@@ -11,35 +11,52 @@ from watchme_pipeline.resources.model_registry import ModelBudgetError, cpu_limi
 
 
 class FakeRegistry(ModelRegistry):
-    """Real budget logic; loading replaced by a record of what was loaded."""
+    """Real limit logic over a simulated process: 300 MB of runtime plus what is loaded."""
 
     def estimate_mb(self, kind: str) -> float:
         return {"whisper": 400, "events": 450, "emotion": 500}[kind]
+
+    def held_mb(self) -> float:
+        return 300 + sum(m.size_mb for m in self._loaded.values())
 
     def _load(self, kind, source):
         return object(), None
 
 
-def test_lru_eviction_keeps_the_budget():
-    registry = FakeRegistry(profile="tiny", memory_budget_mb=1000, cache_dir="/nonexistent")
-    registry.get("whisper")
-    registry.get("events")
-    assert registry.loaded_kinds() == ["whisper", "events"]  # 850 MB
-    registry.get("whisper")  # used again: now the most recent
-    registry.get("emotion")  # 500 more: the least recently used (events) goes
+def test_lru_eviction_keeps_the_process_under_its_limit():
+    # needs: whisper 400 + 60, events 450 + 120, emotion 500 + 150 (weights + one item)
+    registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
+    registry.get("whisper", memory_mb=1500)
+    registry.get("events", memory_mb=1500)
+    assert registry.loaded_kinds() == ["whisper", "events"]  # 300 + 460 + 570 = 1330 MB
+    registry.get("whisper", memory_mb=1500)  # used again: now the most recent
+    registry.get("emotion", memory_mb=1500)  # 650 more: the least recently used (events) goes
     assert registry.loaded_kinds() == ["whisper", "emotion"]
-    one = FakeRegistry(profile="tiny", memory_budget_mb=500, cache_dir="/nonexistent")
+    assert registry.held_mb() == 300 + 460 + 650 <= 1500
+    one = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     for kind in ("whisper", "events", "emotion"):
-        one.get(kind)
+        one.get(kind, memory_mb=1000)
         assert one.loaded_kinds() == [kind]  # one model at a time
+    assert one.loads() == ["whisper", "events", "emotion"]
 
 
 def test_a_model_that_cannot_fit_is_refused_before_loading():
-    registry = FakeRegistry(profile="tiny", memory_budget_mb=300, cache_dir="/nonexistent")
-    with pytest.raises(ModelBudgetError, match=r"needs about 450 MB, more than the model memory "
-                                               r"budget of 300 MB"):
-        registry.get("events")
-    assert registry.loaded_kinds() == []
+    registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
+    with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) needs about 570 MB, and the run "
+                       r"process already holds 300 MB without it: more than its limit of 700 MB "
+                       r"\(WATCHME_MEMORY_MB\)"):
+        registry.get("events", memory_mb=700)
+    assert registry.loaded_kinds() == [] and registry.loads() == []
+
+
+def test_batch_sizes_follow_what_the_limit_leaves():
+    registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
+    registry.get("whisper", memory_mb=2000)  # holds 760 MB
+    assert registry.batch_size("whisper", 2000) == 4  # room for 20 items: the most worth having
+    assert registry.batch_size("whisper", 900) == 2  # 140 MB left: two 60 MB windows
+    assert registry.batch_size("whisper", 770) == 1  # never below one
+    assert registry.batch_size("whisper", 2000, requested=8) == 8
+    assert registry.batch_size("whisper", None) == 4
 
 
 def test_standard_sizes_are_estimated_before_download():
@@ -65,8 +82,7 @@ def test_unloading_returns_the_memory(tmp_path):
                     return int(line.split()[1]) / 1024
 
         path = {str(tmp_path / "w2v")!r}
-        registry = ModelRegistry(profile="standard", emotion_model=path, memory_budget_mb=2000,
-                                 cache_dir=path)
+        registry = ModelRegistry(profile="standard", emotion_model=path, cache_dir=path)
         registry._load = lambda kind, source: (
             Wav2Vec2ForSequenceClassification.from_pretrained(source), None)
         base = rss_mb()

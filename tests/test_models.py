@@ -104,23 +104,3 @@ def test_faster_whisper_int8_is_estimated_at_a_quarter():
     assert fp32.model_id("whisper") == "base"
 
 
-def test_int8_quantization_reaches_openai_whisper_layers_and_marks_the_model_id(tiny_models):
-    """quantize_dynamic matches exact types, and openai-whisper's layers subclass nn.Linear:
-    without treating them as plain Linear layers nothing would be quantized."""
-    import torch
-
-    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models),
-                             whisper_engine="openai-whisper", quantize="whisper,events")
-    whisper_model = registry.get("whisper").model
-    events = registry.get("events")
-    for model in (whisper_model, events.model):
-        kinds = {type(m) for m in model.modules()}
-        assert torch.ao.nn.quantized.dynamic.Linear in kinds
-        assert not any(type(m) is torch.nn.Linear for m in model.modules())
-    assert registry.model_id("whisper") == "tiny-whisper+int8-dynamic"
-    assert registry.model_id("events") == "tiny-events+int8-dynamic"
-    assert registry.model_id("emotion") == "tiny-emotion"
-    with pytest.raises(ValueError, match=r"WATCHME_QUANTIZE='events,asr': unknown model kinds "
-                                         r"\['asr'\]"):
-        ModelRegistry(profile="tiny", cache_dir=str(tiny_models),
-                      quantize="events,asr").get("events")

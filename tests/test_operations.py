@@ -2,12 +2,9 @@
 
 import dagster as dg
 import pytest
-from conftest import DATE, DEVICE, materialize_day
+from conftest import ALL_ASSETS, ALL_CHECKS, DATE, DEVICE, materialize_day
 
-from watchme_pipeline.assets import ALL_ASSETS
-from watchme_pipeline.checks import ALL_CHECKS
-from watchme_pipeline.definitions import defs, device_day_job
-from watchme_pipeline.resources import model_registry
+from watchme_pipeline.definitions import defs
 from watchme_pipeline.secrets import redact
 from watchme_pipeline.sensors import record_failed_runs
 
@@ -31,13 +28,14 @@ def test_checks_pass_on_the_sample_day(resources, instance, sample_day):
 def test_an_all_corrupt_day_fails_loudly_before_the_models(resources, instance, audio_store):
     for slot in ("09-00", "09-30", "10-00"):
         audio_store.write(f"files/{DEVICE}/{DATE}/{slot}/audio.wav", b"RIFF garbage")
-    model_registry.LOAD_LOG.clear()
     result = materialize_day(resources, instance, assets=[*ALL_ASSETS, *ALL_CHECKS],
                              raise_on_error=False)
     assert not result.success
     check = check_results(result)["failed_slots_below_threshold"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert model_registry.LOAD_LOG == []  # blocked before any model loaded
+    # Blocked before any model step ran.
+    ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert ran == {"raw_audio", "raw_audio_failed_slots_below_threshold"}
     files = resources["result_store"].read("audio_files", DEVICE, DATE)
     assert list(files.transcriptions_status) == ["failed"] * 3
 
@@ -48,14 +46,16 @@ def test_a_batched_backfill_run_loads_each_model_once_for_all_its_days(resources
     for key, data in sample_day.items():  # the same recordings on the next day too
         audio_store.write(key.replace(DATE, "2025-07-19"), data)
     instance.add_dynamic_partitions("devices", [DEVICE])
-    job = dg.Definitions(assets=ALL_ASSETS, jobs=[device_day_job],
+    job = dg.Definitions(assets=ALL_ASSETS, jobs=[dg.define_asset_job("device_day_job")],
                          resources=resources).resolve_job_def("device_day_job")
-    model_registry.LOAD_LOG.clear()
     result = job.execute_in_process(instance=instance, tags={
         "dagster/asset_partition_range_start": f"{DATE}|{DEVICE}",
         "dagster/asset_partition_range_end": f"2025-07-19|{DEVICE}"})
     assert result.success
-    assert sorted(model_registry.LOAD_LOG) == ["emotion", "events", "whisper"]
+    for stage in ("transcripts", "event_scores", "emotion_scores"):  # loaded for the first day
+        loaded = {m.partition: m.metadata["model_loaded"].value
+                  for m in result.asset_materializations_for_node(stage)}
+        assert sorted(loaded.values()) == [False, True], stage
     store = resources["result_store"]
     for date in (DATE, "2025-07-19"):
         assert len(store.read("vibe_whisper", DEVICE, date)) == 37

@@ -31,11 +31,16 @@ def test_migrations_are_idempotent_and_match_the_schema(sql_url):
         assert columns == {c.name for c in table.columns}, name
         assert inspector.get_pk_constraint(name)["constrained_columns"] == [
             c.name for c in table.primary_key.columns], name
+    assert first == ["applied 0001_initial.sql", "applied 0002_run_failures.sql",
+                     "applied 0003_one_row_per_file.sql"]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select version from schema_migrations order by 1"
+                                    ).scalars().all() == ["0001_initial", "0002_run_failures",
+                                                          "0003_one_row_per_file"]
+    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("audio_files")}
+    assert indexes == {i.name: [c.name for c in i.columns] for i in schema.audio_files.indexes}
     if engine.dialect.name == "postgresql":
-        assert first == ["applied 0001_initial.sql", "applied 0002_run_failures.sql"]
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("select version from schema_migrations order by 1"
-                                        ).scalars().all() == ["0001_initial", "0002_run_failures"]
             kind = conn.exec_driver_sql(
                 "select data_type from information_schema.columns where table_name = "
                 "'behavior_yamnet' and column_name = 'events'").scalar()
@@ -71,8 +76,8 @@ def test_status_transitions_and_retry(sql_url):
     store.register_recordings(recordings())
     df = store.read("audio_files", "dev-1", "2025-07-18")
     assert list(df.transcriptions_status) == ["pending"] * 3
-    at = list(df.recorded_at)
-    assert at[0] == T0  # timestamptz round-trips as an aware UTC time
+    assert df.recorded_at.iloc[0] == T0  # timestamptz round-trips as an aware UTC time
+    at = list(df.file_path)  # audio_files is keyed by file
     store.set_status("dev-1", at, "transcriptions", "processing")
     store.set_status("dev-1", at[:2], "transcriptions", "completed")
     store.set_status("dev-1", at[2:], "transcriptions", "failed", "x.wav: broken")
@@ -156,7 +161,7 @@ def test_migrate_command_says_what_it_did(postgres):
     cmd = [sys.executable, "-m", "watchme_pipeline", "migrate", "--url", url]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert "applied 0001_initial.sql" in first.stdout
-    assert "2 change(s) applied" in first.stdout
+    assert "3 change(s) applied" in first.stdout
     second = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert second.stdout.strip().endswith("up to date")
 

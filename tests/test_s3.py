@@ -4,10 +4,8 @@ import json
 
 import dagster as dg
 import pytest
-from conftest import DATE, DEVICE, tick
+from conftest import ALL_ASSETS, DATE, DEVICE, tick
 
-from watchme_pipeline.assets import ALL_ASSETS
-from watchme_pipeline.definitions import device_day_job
 from watchme_pipeline.resources import LocalAudioStore, S3AudioStore, audio_store_from_url
 from watchme_pipeline.sample_data import CORRUPT, MISSING
 from watchme_pipeline.slots import SLOTS
@@ -100,7 +98,7 @@ def test_upload_tick_run_rows_end_to_end(s3_store, real_instance, sample_bytes, 
     result = tick(real_instance, s3_store)
     assert len(result.run_requests) == 1
     request = result.run_requests[0]
-    defs = dg.Definitions(assets=ALL_ASSETS, jobs=[device_day_job],
+    defs = dg.Definitions(assets=ALL_ASSETS, jobs=[dg.define_asset_job("device_day_job")],
                           resources={**resources, "audio_store": s3_store})
     run = defs.resolve_job_def("device_day_job").execute_in_process(
         partition_key=str(request.partition_key), instance=real_instance, tags=request.tags)

@@ -102,13 +102,13 @@ def test_register_keeps_statuses_and_set_status_filters_by_keys(store, rest):
                                 "time_block": "09-00", "file_path": "files/x/audio.wav",
                                 "file_size": 3, "duration_s": 1.0, "sample_rate": 16000,
                                 "decodes": True}])
-    store.set_status("dev-1", [T0], "transcriptions", "failed", "x.wav: broken")
+    store.set_status("dev-1", ["files/x/audio.wav"], "transcriptions", "failed", "x.wav: broken")
     register, update = rest.requests
-    assert ("on_conflict", "device_id,recorded_at") in register["query"]
+    assert ("on_conflict", "device_id,file_path") in register["query"]
     assert not any(k.endswith("_status") for k in register["json"][0])  # statuses untouched
     assert (update["method"], update["path"]) == ("PATCH", "/rest/v1/audio_files")
     assert update["query"] == [("device_id", "eq.dev-1"),
-                               ("recorded_at", 'in.("2025-07-18T00:00:00+00:00")')]
+                               ("file_path", "in.(files/x/audio.wav)")]
     assert update["json"]["transcriptions_status"] == "failed"
     assert update["json"]["error"] == "x.wav: broken"
 

@@ -36,7 +36,6 @@ KINDS = ("whisper", "events", "emotion")
 # Accuracy).
 WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
 DEFAULT_WHISPER_ENGINE = "faster-whisper"
-DEFAULT_QUANTIZE = ""  # none: see README, Performance, for what int8 would change
 # fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
 KNOWN_SIZES_MB = {
     "tiny": 39 * 4, "base": 74 * 4, "small": 244 * 4, "medium": 769 * 4,
@@ -91,9 +90,6 @@ class ModelRegistry(dg.ConfigurableResource):
     torch_threads: int = 0  # 0: as many as the CPUs this process may use
     whisper_engine: str = DEFAULT_WHISPER_ENGINE  # openai-whisper | faster-whisper
     whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
-    # torch models whose Linear layers get int8 dynamic quantization, e.g. "events,emotion"
-    # (measured in `make bench`: speed, memory, and the score difference it causes).
-    quantize: str = DEFAULT_QUANTIZE
 
     _loaded: OrderedDict = PrivateAttr(default_factory=OrderedDict)
     _loads: list = PrivateAttr(default_factory=list)  # kinds loaded, in order
@@ -128,8 +124,6 @@ class ModelRegistry(dg.ConfigurableResource):
         for Whisper the engine, whose int8 weights give slightly different scores)."""
         engine = (f"+faster-whisper-{self.whisper_compute_type}"
                   if self._ct2(kind) else "")
-        if kind in self.quantized_kinds() and not (self._ct2(kind)):
-            engine += "+int8-dynamic"
         if self.is_stand_in(kind):
             return f"tiny-{kind}{engine}"
         return self._checkpoint_id(kind) + engine
@@ -183,12 +177,12 @@ class ModelRegistry(dg.ConfigurableResource):
             return self._loaded[kind]
         need = self.need_mb(kind)
         if memory_mb:
-            while self._loaded and rss_mb() + need > memory_mb:
+            while self._loaded and self.held_mb() + need > memory_mb:
                 self.release(next(iter(self._loaded)))
-            held = rss_mb()
+            held = self.held_mb()
             if held + need > memory_mb:
                 raise ModelBudgetError(
-                    f"model {self._source(kind)!r} ({kind}) needs about {need:.0f} MB, and the "
+                    f"model {self.model_id(kind)} ({kind}) needs about {need:.0f} MB, and the "
                     f"run process already holds {held:.0f} MB without it: more than its limit "
                     f"of {memory_mb} MB (WATCHME_MEMORY_MB)"
                 )
@@ -201,6 +195,10 @@ class ModelRegistry(dg.ConfigurableResource):
         log.info("loaded %s model %s in %.1fs", kind, loaded.model_id, time.perf_counter() - t0)
         return loaded
 
+    def held_mb(self) -> float:
+        """What the process holds now (its resident set)."""
+        return rss_mb()
+
     def loads(self) -> list[str]:
         """Every load by this registry, in order (a run loads each model at most once)."""
         return list(self._loads)
@@ -211,7 +209,7 @@ class ModelRegistry(dg.ConfigurableResource):
         largest = requested or MAX_BATCH[kind]
         if not memory_mb:
             return largest
-        fits = int((memory_mb - rss_mb()) // ACTIVATION_MB[kind])
+        fits = int((memory_mb - self.held_mb()) // ACTIVATION_MB[kind])
         return max(1, min(largest, fits))
 
     def release(self, kind: str) -> None:
@@ -243,7 +241,7 @@ class ModelRegistry(dg.ConfigurableResource):
             import whisper
 
             model = whisper.load_model(source, device="cpu", download_root=self.cache_dir)
-            return self._maybe_quantize(kind, model), None
+            return model, None
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
         model = AutoModelForAudioClassification.from_pretrained(source).eval()
@@ -252,38 +250,15 @@ class ModelRegistry(dg.ConfigurableResource):
             # at every load, and nothing can be done about it.
             warnings.filterwarnings("ignore", "At least one mel filter has all zero values")
             extractor = AutoFeatureExtractor.from_pretrained(source)
-        return self._maybe_quantize(kind, model), extractor
-
-    def quantized_kinds(self) -> set[str]:
-        kinds = {k.strip() for k in self.quantize.split(",") if k.strip()}
-        if kinds - set(KINDS):
-            raise ValueError(f"WATCHME_QUANTIZE={self.quantize!r}: unknown model kinds "
-                             f"{sorted(kinds - set(KINDS))}; expected some of {KINDS}")
-        return kinds
-
-    def _maybe_quantize(self, kind: str, model: Any) -> Any:
-        if kind not in self.quantized_kinds():
-            return model
-        return quantize_linear_int8(model)
-
-
-def quantize_linear_int8(model: Any) -> Any:
-    """int8 dynamic quantization of every Linear layer (weights int8, activations quantized
-    on the fly), in place. openai-whisper's layers subclass ``nn.Linear`` (to cast dtypes),
-    which ``quantize_dynamic`` matches by exact type and so would silently skip: in fp32 they
-    are plain Linear layers, and are treated as such."""
-    import torch
-    from torch import nn
-
-    for module in model.modules():
-        if isinstance(module, nn.Linear) and type(module) is not nn.Linear:
-            module.__class__ = nn.Linear
-    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8,
-                                                  inplace=True)
+        return model, extractor
 
 
 def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
                             ) -> ModelRegistry:
+    if env.get("WATCHME_QUANTIZE"):
+        raise ValueError("WATCHME_QUANTIZE: PyTorch's int8 dynamic quantization "
+                         "(torch.ao.quantization) is deprecated and was removed from the "
+                         "pipeline; unset WATCHME_QUANTIZE (the models run in fp32)")
     return ModelRegistry(
         profile=profile,
         cache_dir=cache_dir,
@@ -291,5 +266,4 @@ def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
         event_model=env.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
         emotion_model=env.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er"),
         whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
-        quantize=env.get("WATCHME_QUANTIZE", DEFAULT_QUANTIZE),
     )
