@@ -17,11 +17,10 @@ import dagster as dg  # noqa: E402
 from dagster_aws.s3 import S3Resource  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-from watchme_pipeline.resources import S3AudioStore  # noqa: E402
 from watchme_pipeline.partitions import build_partitions  # noqa: E402
+from watchme_pipeline.resources import S3AudioStore  # noqa: E402
 from watchme_pipeline.sensors import build_new_audio_sensor  # noqa: E402
 from watchme_pipeline.slots import SLOTS  # noqa: E402
-
 
 new_audio_sensor = build_new_audio_sensor(build_partitions("Asia/Tokyo", "2025-01-01"))
 

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from pg import PostgresCluster  # noqa: E402
 
 from watchme_pipeline.resources import SqlResultStore  # noqa: E402
-from watchme_pipeline.stages import STATUS_NAMES as STAGES  # noqa: E402
 from watchme_pipeline.slots import SLOTS  # noqa: E402
+from watchme_pipeline.stages import STATUS_NAMES as STAGES  # noqa: E402
 
 NOW = dt.datetime(2025, 7, 18, tzinfo=dt.UTC)
 

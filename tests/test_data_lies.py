@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from conftest import DATE, DEVICE, PARTITIONS, materialize_day
 
 from watchme_pipeline.assets import build_assets
-from watchme_pipeline.migrations import migration_files, statements
-from watchme_pipeline.migrations import migrate
+from watchme_pipeline.migrations import migrate, migration_files, statements
 from watchme_pipeline.resources import LocalMoodScorer, ModelRegistry, SqlResultStore
 from watchme_pipeline.settings import PipelineSettings
 

@@ -28,3 +28,37 @@ def test_workspace_validates_with_the_dagster_cli(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_path):
+    import pytest
+
+    from watchme_pipeline.definitions import build_definitions
+
+    env = {"WATCHME_DATA_DIR": str(tmp_path), "WATCHME_MODEL_PROFILE": "tiny",
+           "WATCHME_LANGUAGE": "en", "WATCHME_PROMPT_LANGUAGE": "en",
+           "WATCHME_MEMORY_MB": "1200", "WATCHME_TIMEZONE": "Europe/Paris"}
+    built = build_definitions(env)  # only this mapping is read
+    settings = built.resources["settings"]
+    assert (settings.language, settings.prompt_language, settings.memory_mb) == ("en", "en",
+                                                                                 1200)
+    daily = built.resolve_job_def("device_day_job").partitions_def
+    assert daily.get_partitions_def_for_dimension("date").timezone == "Europe/Paris"
+    # Launchpad: every run setting is a config field of the `settings` resource.
+    fields = built.resolve_job_def("device_day_job").run_config_schema.config_type.fields[
+        "resources"].config_type.fields["settings"].config_type.fields["config"].config_type
+    assert {"language", "prompt_language", "recompute", "memory_mb", "whisper_batch_size",
+            "event_batch_size", "emotion_batch_size"} <= set(fields.fields)
+    # Every asset says what makes its results; the model stages name their model.
+    versions = {a.key.to_user_string(): a.code_versions_by_key[a.key] for a in built.assets}
+    assert all(versions.values()) and len(versions) == 6
+    assert "tiny-whisper+faster-whisper-int8" in versions["transcripts"]
+    assert "language='en'" in versions["transcripts"]
+    assert versions["mood_chart"].endswith("|local")
+    # The old variable still works, and says it is old.
+    with pytest.warns(FutureWarning, match="WATCHME_MODEL_MEMORY_MB is now WATCHME_MEMORY_MB"):
+        old = build_definitions({**env, "WATCHME_MEMORY_MB": "",
+                                 "WATCHME_MODEL_MEMORY_MB": "900"})
+    assert old.resources["settings"].memory_mb == 900
+    with pytest.raises(ValueError, match="WATCHME_QUANTIZE"):
+        build_definitions({**env, "WATCHME_QUANTIZE": "events"})

@@ -77,8 +77,22 @@ def test_dockerfile_installs_what_the_makefile_installs():
     assert "pip install --no-cache-dir '.[k8s]'" in dockerfile
     assert "-e '.[dev]'" in makefile
     assert "requirements" not in dockerfile.lower()
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'k8s = ["dagster-k8s==0.29.27"]' in pyproject
+
+
+
+def test_the_k8s_extra_pins_the_dagster_k8s_that_matches_dagster():
+    """dagster-k8s 0.(X+16).Y goes with dagster 1.X.Y: the pin must be the one installed
+    beside this dagster, or the image would run another release than the tests."""
+    import tomllib
+    from importlib.metadata import version
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    (pin,) = [r for r in extras["k8s"] if r.startswith("dagster-k8s")]
+    pinned = pin.split("==")[1]
+    assert pinned == version("dagster-k8s")
+    major, minor, patch = version("dagster").split(".")[:3]
+    assert major == "1" and pinned == f"0.{int(minor) + 16}.{patch}"
 
 
 TABLES = ["audio_files", "vibe_whisper", "behavior_yamnet", "emotion_superb",
@@ -113,7 +127,7 @@ def test_multiprocess_executor_gives_the_same_rows(tmp_path, monkeypatch, tiny_m
             store.write(key.replace(DATE, date), blob)
     (data / "models").symlink_to(tiny_models)
     for var, value in {"WATCHME_DEPLOYMENT": "multiprocess", "WATCHME_DATA_DIR": str(data),
-                       "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_MODEL_MEMORY_MB": "1536"
+                       "WATCHME_MODEL_PROFILE": "tiny", "WATCHME_MEMORY_MB": "1536"
                        }.items():
         monkeypatch.setenv(var, value)
     real_instance.add_dynamic_partitions("devices", [DEVICE])

@@ -139,3 +139,52 @@ def test_the_chart_page_in_a_browser(first_hour):
         browser.save_screenshot(str(ARTIFACTS / "mood_chart_partition.png"))
         text = browser.find_element("tag name", "body").text
         assert "2025-07-18|demo-device" in text and "recorded_slots" in text, text[:3000]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4/IPv6 addresses with a socket listening on ``port`` (from /proc/net)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if len(raw) == 4:
+                    found.add(".".join(str(b) for b in reversed(raw)))
+                else:
+                    words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                    found.add(b"".join(words).hex())
+    return found
+
+
+def test_make_dev_serves_the_ui_on_loopback_only(tmp_path, tiny_models):
+    """`make dev` itself: the UI answers on 127.0.0.1:3000, and nothing listens on 3000 on any
+    other address (the webserver is for this machine's user, not the network)."""
+    import os
+    import signal
+    import urllib.request
+
+    assert not listening_addresses(3000), "port 3000 is taken before the test"
+    home, data = prepare_home(tmp_path)
+    env = {**dagster_env(home, data), "WATCHME_MODEL_PROFILE": "tiny"}
+    proc = subprocess.Popen(["make", "dev", f"VENV={Path(sys.executable).parents[1]}"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def answers():
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:3000/server_info", timeout=5) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(answers, 240, "make dev did not answer on 127.0.0.1:3000")
+        assert listening_addresses(3000) == {"127.0.0.1"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -42,9 +42,9 @@ def test_lru_eviction_keeps_the_process_under_its_limit():
 
 def test_a_model_that_cannot_fit_is_refused_before_loading():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
-    with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) needs about 570 MB, and the run "
-                       r"process already holds 300 MB without it: more than its limit of 700 MB "
-                       r"\(WATCHME_MEMORY_MB\)"):
+    with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) needs about "
+                       r"570 MB, and the run process already holds 300 MB without it: more "
+                       r"than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
         registry.get("events", memory_mb=700)
     assert registry.loaded_kinds() == [] and registry.loads() == []
 

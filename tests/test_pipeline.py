@@ -147,15 +147,39 @@ def test_a_new_file_costs_only_its_slot_and_a_later_file_wins(first_run, resourc
     assert len(text) == 38 and text.loc["09-00", "transcription"] == ""
 
 
-def test_unknown_device_and_malformed_key_fail_clearly(resources, instance, sample_day):
+def test_unknown_device_fails_clearly(resources, instance, sample_day):
     instance.add_dynamic_partitions("devices", ["ghost"])
-    result = dg.materialize([ASSET["raw_audio"]], partition_key="2025-07-18|ghost", resources=resources,
-                            instance=instance, raise_on_error=False)
+    result = dg.materialize([ASSET["raw_audio"]], partition_key="2025-07-18|ghost",
+                            resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][0]
     message = failure.event_specific_data.error.message
     assert "unknown device 'ghost'" in message and "files/ghost/" in message
 
+
+def test_malformed_keys_and_device_ids_fail_clearly_and_lose_nothing_else(resources, instance,
+                                                                         sample_day,
+                                                                         audio_store):
+    # Keys in the store that are no recording key: skipped with the reason, the day goes on.
+    silent = sample_day[f"files/{DEVICE}/{DATE}/09-30/audio.wav"]
+    bad_keys = {f"files/{DEVICE}/{DATE}/9am/audio.wav": "is not HH-MM or HH-MM-SS",
+                f"files/{DEVICE}/{DATE}/25-00/audio.wav": "impossible time"}
+    for key in bad_keys:
+        audio_store.write(key, silent)
+    result = materialize_day(resources, instance, assets=[ASSET["raw_audio"]])
+    assert result.success
+    skipped = meta(result, "raw_audio")["skipped_keys"]
+    assert set(skipped) == set(bad_keys)
+    assert all(reason in skipped[key] for key, reason in bad_keys.items())
+    assert meta(result, "raw_audio")["recordings"] == 38  # every real recording registered
+    # A device id that must not become a path or SQL value: the run fails before any I/O.
+    instance.add_dynamic_partitions("devices", ["..%2Fetc"])
+    bad = dg.materialize([ASSET["raw_audio"]], partition_key="2025-07-18|..%2Fetc",
+                         resources=resources, instance=instance, raise_on_error=False)
+    assert not bad.success
+    failure = [e for e in bad.all_events if e.is_step_failure][0]
+    assert "invalid device id '..%2Fetc'" in failure.event_specific_data.error.message
+    assert len(resources["result_store"].read("audio_files", "..%2Fetc", DATE)) == 0
 
 def test_day_with_no_audio_for_a_known_device_is_empty_not_an_error(resources, instance,
                                                                     sample_day):

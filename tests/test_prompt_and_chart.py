@@ -44,10 +44,22 @@ def test_english_prompt_golden_lines():
 def test_chart_has_gaps_exactly_where_scores_are_null():
     scores = [None] * 8 + [(i * 7) % 200 - 100 for i in range(40)]
     scores[20] = None
-    png, plotted = render_chart(scores, "dev-1 2025-07-18",
-                                [{"time": "12:00", "event": "hap", "score": scores[24]}])
-    image = Image.open(io.BytesIO(png))
+    png, pixels = render_chart(scores, "dev-1 2025-07-18",
+                               [{"time": "12:00", "event": "hap", "score": scores[24]}])
+    image = Image.open(io.BytesIO(png)).convert("RGB")
     assert image.size == (1200, 400)
-    assert list(np.flatnonzero(np.isnan(plotted))) == [i for i, s in enumerate(scores)
-                                                        if s is None]
-    assert np.nanmin(plotted) >= -100 and np.nanmax(plotted) <= 100
+    # Read the image itself: the line's colour near each slot's column.
+    rgb = np.asarray(image).astype(int)
+    line = np.abs(rgb - (0x1D, 0x35, 0x57)).sum(axis=2) < 40
+    star = np.abs(rgb - (0xE6, 0x39, 0x46)).sum(axis=2) < 40  # the notable change at 12:00
+    for i, score in enumerate(scores):
+        column = int(round(pixels[i, 0]))
+        drawn = star if i == 24 else line
+        rows = np.flatnonzero(drawn[:, column - 1:column + 2].any(axis=1))
+        if score is None:
+            assert rows.size == 0, f"slot {i}: a line where the score is null"
+        else:
+            assert rows.size and np.abs(rows - pixels[i, 1]).min() <= 3, f"slot {i}"
+    # Higher scores are drawn higher, within the fixed -100..100 axis.
+    top, bottom = pixels[scores.index(96), 1], pixels[scores.index(-100), 1]
+    assert 0 < top < bottom < 400

@@ -114,10 +114,3 @@ def test_a_tick_whose_cursor_was_never_stored_repeats_exactly():
     assert {first.run_key(d) for d in first.requests} == {again.run_key(d) for d in again.requests}
     assert again.cursor == first.cursor
 
-
-def test_make_dev_binds_to_loopback_only():
-    from pathlib import Path
-
-    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
-    dev = [line for line in makefile.splitlines() if "dagster dev" in line]
-    assert dev and all("-h 127.0.0.1" in line for line in dev)

@@ -222,6 +222,10 @@ def test_backfill_checks_failures_and_lineage(dagster):
     assert failures[0]["partition"] == "2025-07-20|dev-3"
 
     runs_for_a_month_of_three_devices(dagster)
+
+
+def test_the_lineage_page_in_a_browser(dagster):
+    """Its own test: without Chromium only this is skipped, not the scenarios above."""
     lineage_page_shows_all_assets(dagster)
 
 
@@ -341,7 +345,7 @@ def test_device_days_through_the_run_queue(dagster):
           f"at once, peak run-process RSS {peak_rss:.0f} MB")
     assert done == len(run_ids)  # nobody starved
     assert 1 <= peak_running <= 2  # the queue's max_concurrent_runs
-    assert 0 < peak_rss < 1536  # WATCHME_MODEL_MEMORY_MB's default
+    assert 0 < peak_rss < 2000  # WATCHME_MEMORY_MB's default: the process keeps under it
     for device, date in partitions:
         files = dagster.results.read("audio_files", device, date)
         assert len(files) == 38 and (files.transcriptions_status == "failed").sum() == 1

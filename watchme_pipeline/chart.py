@@ -14,7 +14,8 @@ CHART_VERSION = "chart-1"  # part of mood_chart's code version: raise it when th
 
 def render_chart(scores: list[int | None], title: str, changes: list[dict] | None = None,
                  ) -> tuple[bytes, np.ndarray]:
-    """PNG bytes and the y values of the drawn line (NaN where it has a gap)."""
+    """PNG bytes, and where each slot's point is in the image: (column, row) pixels from the
+    drawn axes' own transform (row NaN where the slot has no score: a gap)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,7 +47,9 @@ def render_chart(scores: list[int | None], title: str, changes: list[dict] | Non
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
-        drawn = np.asarray(line.get_ydata(), dtype=float).copy()
+        height = fig.get_size_inches()[1] * fig.dpi
+        display = ax.transData.transform(np.c_[x, np.nan_to_num(y)])
+        pixels = np.c_[display[:, 0], np.where(np.isnan(y), np.nan, height - display[:, 1])]
     finally:
         plt.close(fig)
-    return buf.getvalue(), drawn
+    return buf.getvalue(), pixels
