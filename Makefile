@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint sample clean bench bench-sensor bench-store reliability weights eval
+.PHONY: install demo test test-fast dev lint sample clean bench bench-sensor bench-store reliability weights eval
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The fast lane (under 2 minutes): no servers, no whole-graph runs, no real weights.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,21 @@ from watchme_pipeline.sample_data import write_sample_day  # noqa: E402
 from watchme_pipeline.sensors import build_new_audio_sensor  # noqa: E402
 from watchme_pipeline.settings import PipelineSettings  # noqa: E402
 
+# `make test-fast` runs `-m "not slow"`: no servers (PostgreSQL, S3, Dagster's webserver), no
+# whole-graph runs, no real weights. `make test` runs everything.
+SLOW_MODULES = {"test_webserver_e2e", "test_first_hour", "test_reliability", "test_s3",
+                "test_real_whisper", "test_data_lies", "test_pipeline", "test_operations",
+                "test_deployment"}
+SERVER_FIXTURES = {"postgres", "s3_endpoint", "s3_store"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if (item.module.__name__ in SLOW_MODULES or "[postgresql]" in item.nodeid
+                or SERVER_FIXTURES & set(item.fixturenames)):
+            item.add_marker(pytest.mark.slow)
+
+
 MODEL_CACHE = _SESSION_DIR / "models"
 DEVICE, DATE = "dev-1", "2025-07-18"
 # The graph as definitions.py builds it, for the embedded defaults and the tiny models.

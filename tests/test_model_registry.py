@@ -67,6 +67,7 @@ def test_standard_sizes_are_estimated_before_download():
     assert 1 <= cpu_limit()
 
 
+@pytest.mark.slow  # a whole graph run / a fresh process with a real model
 def test_unloading_returns_the_memory(tmp_path):
     """In a fresh process: RSS grows by about the model's size on load and falls back after
     release (references dropped, gc, malloc_trim)."""

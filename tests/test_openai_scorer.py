@@ -102,6 +102,7 @@ def test_a_server_without_json_mode_is_asked_again_without_it(chat):
     assert "response_format" not in chat.requests[1]["body"]
 
 
+@pytest.mark.slow  # a whole graph run / a fresh process with a real model
 def test_the_day_is_scored_through_the_llm_and_validated(chat, resources, instance,
                                                          sample_day):
     chat.script = [(200, "not json at all"), (200, good_reply(150))]
@@ -118,6 +119,7 @@ def test_the_day_is_scored_through_the_llm_and_validated(chat, resources, instan
     assert row.scorer == "openai:m" and row.insights == "良い一日"
 
 
+@pytest.mark.slow  # a whole graph run / a fresh process with a real model
 def test_a_reply_that_stays_malformed_fails_with_the_raw_reply_and_no_key(chat, resources,
                                                                           instance, sample_day):
     chat.script = [(200, "I refuse")] * 3
