@@ -19,20 +19,23 @@ class FakeRegistry(ModelRegistry):
     def held_mb(self) -> float:
         return 300 + sum(m.size_mb for m in self._loaded.values())
 
+    def runtime_mb(self, kind: str) -> float:
+        return 0.0
+
     def _load(self, kind, source):
         return object(), None
 
 
 def test_lru_eviction_keeps_the_process_under_its_limit():
-    # needs: whisper 400 + 60, events 450 + 120, emotion 500 + 150 (weights + one item)
+    # needs: whisper 400 + 170, events 450 + 200, emotion 500 + 200 (weights + one item)
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
-    registry.get("whisper", memory_mb=1500)
-    registry.get("events", memory_mb=1500)
-    assert registry.loaded_kinds() == ["whisper", "events"]  # 300 + 460 + 570 = 1330 MB
-    registry.get("whisper", memory_mb=1500)  # used again: now the most recent
-    registry.get("emotion", memory_mb=1500)  # 650 more: the least recently used (events) goes
+    registry.get("whisper", memory_mb=1600)
+    registry.get("events", memory_mb=1600)
+    assert registry.loaded_kinds() == ["whisper", "events"]  # 300 + 570 + 650 = 1520 MB
+    registry.get("whisper", memory_mb=1600)  # used again: now the most recent
+    registry.get("emotion", memory_mb=1600)  # 700 more: the least recently used (events) goes
     assert registry.loaded_kinds() == ["whisper", "emotion"]
-    assert registry.held_mb() == 300 + 460 + 650 <= 1500
+    assert registry.held_mb() == 300 + 570 + 700 <= 1600
     one = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     for kind in ("whisper", "events", "emotion"):
         one.get(kind, memory_mb=1000)
@@ -43,7 +46,7 @@ def test_lru_eviction_keeps_the_process_under_its_limit():
 def test_a_model_that_cannot_fit_is_refused_before_loading():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) needs about "
-                       r"570 MB, and the run process already holds 300 MB without it: more "
+                       r"650 MB, and the run process already holds 300 MB without it: more "
                        r"than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
         registry.get("events", memory_mb=700)
     assert registry.loaded_kinds() == [] and registry.loads() == []
@@ -51,18 +54,18 @@ def test_a_model_that_cannot_fit_is_refused_before_loading():
 
 def test_batch_sizes_follow_what_the_limit_leaves():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
-    registry.get("whisper", memory_mb=2000)  # holds 760 MB
-    assert registry.batch_size("whisper", 2000) == 4  # room for 20 items: the most worth having
-    assert registry.batch_size("whisper", 900) == 2  # 140 MB left: two 60 MB windows
-    assert registry.batch_size("whisper", 770) == 1  # never below one
-    assert registry.batch_size("whisper", 2000, requested=8) == 8
+    registry.get("whisper", memory_mb=2000)  # holds 870 MB
+    assert registry.batch_size("whisper", 2000) == 4  # room for 6 items: the most worth having
+    assert registry.batch_size("whisper", 1300) == 2  # 430 MB left: two 170 MB windows
+    assert registry.batch_size("whisper", 900) == 1  # never below one
+    assert registry.batch_size("whisper", 2000, requested=8) == 6  # asked for more than fits
     assert registry.batch_size("whisper", None) == 4
 
 
 def test_standard_sizes_are_estimated_before_download():
     registry = ModelRegistry(profile="standard", cache_dir="/nonexistent",
                              whisper_engine="openai-whisper")
-    assert 350 < registry.estimate_mb("whisper") < 450  # whisper base, fp32
+    assert 250 < registry.estimate_mb("whisper") < 350  # whisper base: 74 M weights, fp32
     assert registry.model_id("events") == "MIT/ast-finetuned-audioset-10-10-0.4593"
     assert 1 <= cpu_limit()
 

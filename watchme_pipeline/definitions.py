@@ -17,7 +17,6 @@ from watchme_pipeline.checks import build_checks
 from watchme_pipeline.deployment import executor_from_env
 from watchme_pipeline.partitions import build_partitions
 from watchme_pipeline.resources import (
-    S3AudioStore,
     SqlResultStore,
     audio_store_from_url,
     mood_scorer_from_env,
@@ -45,7 +44,7 @@ def build_resources(env: Mapping[str, str]) -> dict:
 def storage_kinds(resources: dict) -> tuple[str, str]:
     """The kind tags of the configured stores: (audio: s3 or folder, results: sqlite,
     postgres or supabase), so the catalog says what a run will really touch."""
-    audio = "s3" if isinstance(resources["audio_store"], S3AudioStore) else "folder"
+    audio = resources["audio_store"].kind()
     store = resources["result_store"]
     if isinstance(store, SqlResultStore):
         import sqlalchemy as sa

@@ -51,7 +51,7 @@ emotion_scores_stage = ModelStage(
     summarize=summarize,
     version=f"1|{VadSettings()!r}",
     description="Emotion probabilities (neutral/happy/angry/sad) per slot from a wav2vec2 "
-    "classifier over the speech the VAD found (the segments Whisper decodes), in 10 s "
+    "classifier over the speech the VAD found (the segments Whisper decodes), in 5 s "
     "chunks; null for slots without speech. "
     "Per slot in `emotion_superb`, the day's series in `emotion_opensmile_summary`.",
 )

@@ -12,12 +12,16 @@ from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
 
 # SUPERB-ER label -> column of emotion_superb
 LABEL_COLUMNS = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad"}
-CHUNK_SAMPLES = 10 * SAMPLE_RATE  # 10 s chunks: a whole minute at once costs more and peaks higher
+# 5 s chunks: near the length of the utterances SUPERB-ER learnt from (IEMOCAP, ~4.5 s), and
+# wav2vec2's convolutional front end peaks at ~60 MB a second of audio (make bench): 10 s
+# chunks put an emotion step over a 1.2 GB process limit.
+CHUNK_SAMPLES = 5 * SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class EmotionSettings:
     min_voiced_s: float = 1.0
+    chunk_s: float = CHUNK_SAMPLES / SAMPLE_RATE
     # 6 x 10 s at once peaked 1 GB above the model (make bench); not part of the results
     batch_size: int = field(default=1, repr=False)
 
@@ -35,8 +39,9 @@ def classify_emotion(
         if audio.voiced_seconds < settings.min_voiced_s:
             continue
         voiced = audio.voiced_samples()
-        for start in range(0, len(voiced), CHUNK_SAMPLES):
-            chunk = voiced[start : start + CHUNK_SAMPLES]
+        size = int(settings.chunk_s * SAMPLE_RATE)
+        for start in range(0, len(voiced), size):
+            chunk = voiced[start : start + size]
             if len(chunk) >= SAMPLE_RATE // 2:
                 chunks.append((slot, chunk))
     # Equal lengths batch without padding (wav2vec2-base takes no attention mask).

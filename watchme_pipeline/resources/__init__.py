@@ -3,9 +3,7 @@
 from watchme_pipeline.resources.audio_store import (
     AudioStore,
     LocalAudioStore,
-    S3AudioStore,
     StoredObject,
-    TimedS3Resource,
     audio_store_from_url,
 )
 from watchme_pipeline.resources.model_registry import ModelRegistry
@@ -41,3 +39,12 @@ __all__ = [
     "mood_scorer_from_env",
     "result_store_from_env",
 ]
+
+
+def __getattr__(name: str):
+    # The S3 store loads boto3 and dagster-aws (~100 MB): only when someone asks for it.
+    if name in ("S3AudioStore", "TimedS3Resource"):
+        from watchme_pipeline.resources import s3_audio_store
+
+        return getattr(s3_audio_store, name)
+    raise AttributeError(name)

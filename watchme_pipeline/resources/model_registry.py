@@ -43,10 +43,16 @@ KNOWN_SIZES_MB = {
     "MIT/ast-finetuned-audioset-16-16-0.442": 87 * 4,
     "superb/wav2vec2-base-superb-er": 95 * 4,
 }
-OVERHEAD = 1.3  # measured: resident size / weight bytes after the first forward pass
-# Activations of one batch item on CPU, fp32 (measured in `make bench` as the peak over the
-# model's resident size): a 30 s Whisper window, a 10.24 s AST window, a 10 s wav2vec2 chunk.
-ACTIVATION_MB = {"whisper": 60, "events": 120, "emotion": 150}
+OVERHEAD = 1.0  # resident size / weight bytes once every weight has been touched (measured)
+# Measured in `make bench` (a process per step, benchmarks/results/latest.json): what a step's
+# peak RSS adds over the weights. The first load of a kind imports its runtime (transformers'
+# modeling code pulls in torch._dynamo and torch.distributed; faster-whisper brings
+# CTranslate2, tokenizers and PyAV); one batch item's activations on CPU, fp32: a 30 s
+# Whisper window, a 10.24 s AST window, a 5 s wav2vec2 chunk.
+RUNTIME_MB = {"whisper": 150, "events": 250, "emotion": 250}
+RUNTIME_MODULES = {"whisper": "ctranslate2", "events": "transformers.modeling_utils",
+                   "emotion": "transformers.modeling_utils"}
+ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 200}
 # Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
 MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
 
@@ -164,10 +170,17 @@ class ModelRegistry(dg.ConfigurableResource):
     def loaded_kinds(self) -> list[str]:
         return list(self._loaded)
 
+    def runtime_mb(self, kind: str) -> float:
+        """What importing the kind's runtime adds, if it is not imported yet."""
+        import sys
+
+        module = "whisper" if kind == "whisper" and not self._ct2(kind) else RUNTIME_MODULES[kind]
+        return 0.0 if module in sys.modules else RUNTIME_MB[kind]
+
     def need_mb(self, kind: str) -> float:
-        """What loading ``kind`` adds to the process: weights and one batch item's
-        activations."""
-        return self.estimate_mb(kind) + ACTIVATION_MB[kind]
+        """What loading ``kind`` adds to the process: its runtime's imports (the first time),
+        its weights, and one batch item's activations."""
+        return self.runtime_mb(kind) + self.estimate_mb(kind) + ACTIVATION_MB[kind]
 
     def get(self, kind: str, memory_mb: int | None = None) -> LoadedModel:
         """The model, loaded once; with ``memory_mb`` (the process limit) other models are
