@@ -372,6 +372,8 @@ def main() -> None:
     parser.add_argument("--all-speech", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--engine", default=DEFAULT_WHISPER_ENGINE)
+    parser.add_argument("--skip", default="", help="comma list of extra measurements to leave "
+                        "out of a full run (speech, floor, engines); kept from latest.json")
     parser.add_argument("--only", help="comma list of measurements to run alone (ours, gate, "
                         "engines); updates latest.json")
     args = parser.parse_args()
@@ -391,15 +393,18 @@ def main() -> None:
     one = steps_in_processes(args)  # one model resident at a time: a process per step
     allm = child("ours", args, memory_mb=4000)  # room for all three resident
     naive = child("naive", args, memory_mb=4000)
-    speech = child("ours", args, all_speech=True, memory_mb=4000)
+    skip = set(filter(None, args.skip.split(",")))
+    previous = json.loads((RESULTS / "latest.json").read_text()) if (
+        RESULTS / "latest.json").exists() else {}
+    speech = None if "speech" in skip else child("ours", args, all_speech=True, memory_mb=4000)
     try:  # one process under the one-model limit: the registry must refuse, not overrun
         child("ours", args, memory_mb=args.memory)
         in_process_one = "fits"
     except subprocess.CalledProcessError as exc:
         in_process_one = exc.stderr.strip().splitlines()[-1]
-    floor = child("floor", args)
+    floor = None if "floor" in skip else child("floor", args)
     gate = child("gate", args)
-    engines = child("engines", args)
+    engines = None if "engines" in skip else child("engines", args)
     scale = 48 * 60 / (args.slots * args.seconds)  # to a full day of 48 one-minute slots
     result = {
         "machine": {"nproc": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE")
@@ -410,8 +415,10 @@ def main() -> None:
                    "whisper_weights": "real (make weights)" if real_whisper() else "random"},
         "day_mixed_s": round(one["total_s"] * scale, 1),
         "day_mixed_raw_audio_s": round(one["raw_audio_s"] * scale, 1),
-        "day_all_speech_s": round(speech["total_s"] * scale, 1),
-        "floor_ratio": round(one["total_s"] / floor["total_s"], 2),
+        "day_all_speech_s": (round(speech["total_s"] * scale, 1) if speech
+                             else previous.get("day_all_speech_s")),
+        "floor_ratio": (round(one["total_s"] / floor["total_s"], 2) if floor
+                        else previous.get("floor_ratio")),
         "naive_over_ours": round(naive["total_s"] / one["total_s"], 2),
         "memory_limit_mb_one_model": args.memory,
         "peak_rss_mb_one_model": round(one["peak_rss_mb"]),
@@ -425,12 +432,15 @@ def main() -> None:
         "in_process_under_one_model_limit": in_process_one,
         **gate["stages"],
         "stages": {name: {"s_per_audio_min": round(s / one["audio_min"], 2),
-                          "floor_s_per_audio_min": round(floor["stages"][name]
-                                                         / floor["audio_min"], 2),
+                          "floor_s_per_audio_min": (
+                              round(floor["stages"][name] / floor["audio_min"], 2) if floor
+                              else previous.get("stages", {}).get(name, {}).get(
+                                  "floor_s_per_audio_min")),
                           "naive_s_per_audio_min": round(naive["stages"][name]
                                                          / naive["audio_min"], 2)}
                    for name, s in one["stages"].items()},
-        "engines": engines["stages"],
+        "engines": engines["stages"] if engines else previous.get("engines"),
+        "skipped_and_kept_from_before": sorted(skip),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
