@@ -21,6 +21,14 @@ PARTITIONS_PER_RUN = 10  # BackfillPolicy.multi_run(max_partitions_per_run=10)
 RECORDINGS_PER_DAY = 48
 
 
+def pod_request(peak_mb: float) -> int:
+    return int(math.ceil(peak_mb / 50) * 50)
+
+
+def pod_limit(peak_mb: float) -> int:
+    return int(math.ceil(pod_request(peak_mb) * 1.25 / 50) * 50)
+
+
 def plan(bench: dict) -> str:
     day_s = bench["day_mixed_s"]  # wall seconds for one device-day on a 2-core pod
     rss = bench["peak_rss_mb_one_model"]
@@ -28,8 +36,18 @@ def plan(bench: dict) -> str:
     lines = [
         f"Inputs (from `{LATEST.relative_to(ROOT)}`): a mixed device-day takes **{day_s:.0f} s**"
         f" on one {POD_CPUS}-core pod (all-speech day {bench['day_all_speech_s']:.0f} s), peak"
-        f" RSS **{rss} MB** with one model resident ({bench['peak_rss_mb_all_models']} MB with"
-        f" all three); pods planned at {UTILISATION:.0%} busy.",
+        f" RSS **{rss} MB** with one model resident, a process per step"
+        f" ({bench['peak_rss_mb_all_models']} MB with all three in one process); pods planned"
+        f" at {UTILISATION:.0%} busy.",
+        "",
+        "Step pods (`stages.py` `pod_memory`, what `deployment.pod_tags` asks for): the request"
+        " is the step's measured peak RSS rounded up to 50 MiB and `WATCHME_MEMORY_MB` in the"
+        " pod is set to it; the limit is 25 % more.",
+        "",
+        "| step | measured peak RSS | request | limit |",
+        "|---|---|---|---|",
+        *[f"| {step} | {mb} MB | {pod_request(mb)}Mi | {pod_limit(mb)}Mi |"
+          for step, mb in bench["peak_rss_mb_per_step_one_model"].items()],
         "",
         f"- Devices per core: **{86_400 / day_s / POD_CPUS:.1f}** (48 recordings a day each,"
         f" cores fully busy); **{per_pod_day:.1f}** devices per {POD_CPUS}-core pod at"

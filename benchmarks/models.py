@@ -127,12 +127,14 @@ def peak_rss_mb() -> float:
 
 # -- one measurement (in a child process) ----------------------------------------------------
 
-def make_registry(paths: dict[str, str], engine: str):
+def make_registry(paths: dict[str, str], engine: str, event_runtime: str = "pytorch",
+                  quantize: str = ""):
     from watchme_pipeline.resources import ModelRegistry
     return ModelRegistry(
         profile="standard", event_model=paths["events"], emotion_model=paths["emotion"],
         whisper_model=paths["whisper-ct2" if engine == "faster-whisper" else "whisper"],
-        whisper_engine=engine, cache_dir=str(CACHE))
+        whisper_engine=engine, cache_dir=str(CACHE), event_runtime=event_runtime,
+        quantize=quantize)
 
 
 def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seconds: float,
@@ -308,6 +310,40 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, memory_mb: 
                                                          / max(1, sum(tokens)), 1),
                             "tokens_per_30s_chunk": round(float(np.mean(tokens)), 1)}
             reg.release_all()
+    elif mode == "events":  # the event stage per runtime and precision, on the same windows
+        from watchme_pipeline.models.events import EventSettings, classify_events, daily_summary
+        sound = {k: a for k, a in audios.items() if k < "10-00"}  # speech and noise slots
+        minutes = sum(a.duration_s for a in sound.values()) / 60
+        results = {}
+        for name, runtime, quant in [("pytorch fp32", "pytorch", ""),
+                                     ("onnxruntime fp32", "onnxruntime", ""),
+                                     ("onnxruntime int8", "onnxruntime", "events")]:
+            reg = make_registry(paths, engine, runtime, quant)
+            m = reg.get("events")
+            one = dict(list(sound.items())[:1])
+            classify_events(m.model, m.extractor, one, EventSettings())  # warm up
+            t0 = time.perf_counter()
+            out = classify_events(m.model, m.extractor, sound, EventSettings())
+            elapsed = time.perf_counter() - t0
+            from watchme_pipeline.models.onnx_runtime import check_input
+            with torch.inference_mode():
+                probs = torch.sigmoid(m.model(**{k: torch.as_tensor(v) for k, v in
+                                                 check_input(m.extractor).items()}).logits)
+            results[name] = (out, elapsed, probs.numpy()[0], m.model_id)
+            reg.release_all()
+        ref_out, _, ref_p, _ = results["pytorch fp32"]
+        ref_rank = [e["event"] for e in daily_summary({k: v.top for k, v in
+                                                       ref_out.items()})[0][:10]]
+        for name, (out, elapsed, p, model_id) in results.items():
+            top5 = [set(e["label"] for e in out[k].top) for k in sound]
+            ref5 = [set(e["label"] for e in ref_out[k].top) for k in sound]
+            agree = np.mean([len(a & b) / max(1, len(b)) for a, b in zip(top5, ref5)])
+            rank = [e["event"] for e in daily_summary({k: v.top for k, v in
+                                                       out.items()})[0][:10]]
+            stages[name] = {"s_per_audio_min": round(elapsed / minutes, 2), "model": model_id,
+                            "max_abs_prob_diff": float(f"{np.abs(p - ref_p).max():.2e}"),
+                            "slot_top5_agree": round(float(agree), 3),
+                            "day_ranking_top10_same": rank == ref_rank}
     elif mode == "gate":  # what a 60 s silent or noise-only slot costs Whisper
         import soundfile as sf
 
@@ -345,6 +381,17 @@ def child(mode: str, args, all_speech: bool = False, memory_mb: int = 1200) -> d
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def export_onnx(paths: dict[str, str]) -> None:
+    """Export AST to ONNX (fp32 and int8) once, here, so the measured steps find it cached
+    (a deployment exports at its first load)."""
+    for quantize in ("", "events"):
+        registry = make_registry(paths, DEFAULT_WHISPER_ENGINE, "onnxruntime", quantize)
+        t0 = time.perf_counter()
+        print(f"ONNX export: {registry.get('events').model_id} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        registry.release_all()
+
+
 def steps_in_processes(args, all_speech: bool = False) -> dict:
     """The day with each step in its own process under the limit (what the multiprocess and
     k8s executors do): one model resident at a time, each step's peak RSS measured."""
@@ -375,13 +422,14 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of extra measurements to leave "
                         "out of a full run (speech, floor, engines); kept from latest.json")
     parser.add_argument("--only", help="comma list of measurements to run alone (ours, gate, "
-                        "engines); updates latest.json")
+                        "engines, events); updates latest.json")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.slots, args.seconds, args.all_speech,
                                  args.memory, args.engine)))
         return
     if args.only:
+        export_onnx(build_standard_models())
         latest = json.loads((RESULTS / "latest.json").read_text())
         for mode in args.only.split(","):
             result = child(mode, args, memory_mb=args.memory)
@@ -389,7 +437,7 @@ def main() -> None:
         (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
         print(json.dumps(latest, indent=2))
         return
-    build_standard_models()
+    export_onnx(build_standard_models())
     one = steps_in_processes(args)  # one model resident at a time: a process per step
     allm = child("ours", args, memory_mb=4000)  # room for all three resident
     naive = child("naive", args, memory_mb=4000)

@@ -53,6 +53,7 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
     versions = {a.key.to_user_string(): a.code_versions_by_key[a.key] for a in built.assets}
     assert all(versions.values()) and len(versions) == 6
     assert "tiny-whisper+faster-whisper-int8" in versions["transcripts"]
+    assert "tiny-events+onnxruntime-fp32" in versions["event_scores"]
     assert "language='en'" in versions["transcripts"]
     assert versions["mood_chart"].endswith("|local")
     # The old variable still works, and says it is old.
@@ -61,4 +62,4 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
                                  "WATCHME_MODEL_MEMORY_MB": "900"})
     assert old.resources["settings"].memory_mb == 900
     with pytest.raises(ValueError, match="WATCHME_QUANTIZE"):
-        build_definitions({**env, "WATCHME_QUANTIZE": "events"})
+        build_definitions({**env, "WATCHME_QUANTIZE": "emotion"})

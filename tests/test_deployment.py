@@ -63,9 +63,12 @@ def test_each_step_pod_gets_its_memory(asset):
                             instance_config_map="dagster-instance"),
         args=["dagster", "api", "execute_step"], job_name=f"dagster-step-{asset}",
         user_defined_k8s_config=user_config)
-    resources = k8s_job.spec.template.spec.containers[0].resources
+    container = k8s_job.spec.template.spec.containers[0]
     request, limit = POD_MEMORY[asset]
-    assert resources.requests["memory"] == request and resources.limits["memory"] == limit
+    assert (container.resources.requests["memory"], container.resources.limits["memory"]) == (
+        request, limit)
+    env = {e.name: e.value for e in container.env}
+    assert env["WATCHME_MEMORY_MB"] == request.removesuffix("Mi")  # the process keeps under it
 
 
 def test_dockerfile_installs_what_the_makefile_installs():

@@ -27,18 +27,18 @@ class FakeRegistry(ModelRegistry):
 
 
 def test_lru_eviction_keeps_the_process_under_its_limit():
-    # needs: whisper 400 + 170, events 450 + 200, emotion 500 + 200 (weights + one item)
+    # needs: whisper 400 + 170, events 450 + 200, emotion 500 + 350 (weights + one item)
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
-    registry.get("whisper", memory_mb=1600)
-    registry.get("events", memory_mb=1600)
+    registry.get("whisper", memory_mb=1750)
+    registry.get("events", memory_mb=1750)
     assert registry.loaded_kinds() == ["whisper", "events"]  # 300 + 570 + 650 = 1520 MB
-    registry.get("whisper", memory_mb=1600)  # used again: now the most recent
-    registry.get("emotion", memory_mb=1600)  # 700 more: the least recently used (events) goes
+    registry.get("whisper", memory_mb=1750)  # used again: now the most recent
+    registry.get("emotion", memory_mb=1750)  # 850 more: the least recently used (events) goes
     assert registry.loaded_kinds() == ["whisper", "emotion"]
-    assert registry.held_mb() == 300 + 570 + 700 <= 1600
+    assert registry.held_mb() == 300 + 570 + 850 <= 1750
     one = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     for kind in ("whisper", "events", "emotion"):
-        one.get(kind, memory_mb=1000)
+        one.get(kind, memory_mb=1150)
         assert one.loaded_kinds() == [kind]  # one model at a time
     assert one.loads() == ["whisper", "events", "emotion"]
 

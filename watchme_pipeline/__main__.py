@@ -161,8 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
           f"negative {chart['negative_hours']} h  neutral {chart['neutral_hours']} h")
     if not any(processed.values()):
         print("nothing was pending: every slot was already completed by these models, so "
-              "nothing was recomputed (`make clean` starts afresh; or set `recompute: true` "
-              "in the Launchpad's config for a stage)")
+              "nothing was recomputed (`make clean` starts afresh; or, in the Launchpad, "
+              "set `recompute: true` under resources: settings: config)")
     print(f"chart: {chart['chart_path']}")
     print(f"in the UI (`make dev`): {chart_url(args.device, args.date)}")
 

@@ -31,10 +31,11 @@ def pod_tags(stage: StageSpec) -> dict[str, dict]:
     """The ``dagster-k8s/config`` op tag for the stage's step pod (other executors ignore it)."""
     request, limit = stage.pod_memory
     cpu = "2" if stage.model_kind else "500m"
-    return {"dagster-k8s/config": {"container_config": {"resources": {
-        "requests": {"memory": request, "cpu": cpu},
-        "limits": {"memory": limit},
-    }}}}
+    return {"dagster-k8s/config": {"container_config": {
+        "resources": {"requests": {"memory": request, "cpu": cpu}, "limits": {"memory": limit}},
+        # The step's process keeps under its pod's request (the registry refuses past it).
+        "env": [{"name": "WATCHME_MEMORY_MB", "value": request.removesuffix("Mi")}],
+    }}}
 
 
 K8S_EXECUTOR_CONFIG = {

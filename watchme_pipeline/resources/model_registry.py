@@ -36,6 +36,8 @@ KINDS = ("whisper", "events", "emotion")
 # Accuracy).
 WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
 DEFAULT_WHISPER_ENGINE = "faster-whisper"
+EVENT_RUNTIMES = ("onnxruntime", "pytorch")
+DEFAULT_EVENT_RUNTIME = "onnxruntime"  # make bench: equal to PyTorch within 1e-4, faster
 # fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
 KNOWN_SIZES_MB = {
     "tiny": 39 * 4, "base": 74 * 4, "small": 244 * 4, "medium": 769 * 4,
@@ -52,7 +54,8 @@ OVERHEAD = 1.0  # resident size / weight bytes once every weight has been touche
 RUNTIME_MB = {"whisper": 150, "events": 250, "emotion": 250}
 RUNTIME_MODULES = {"whisper": "ctranslate2", "events": "transformers.modeling_utils",
                    "emotion": "transformers.modeling_utils"}
-ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 200}
+ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 350}
+ONNXRUNTIME_MB = 60
 # Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
 MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
 
@@ -96,6 +99,10 @@ class ModelRegistry(dg.ConfigurableResource):
     torch_threads: int = 0  # 0: as many as the CPUs this process may use
     whisper_engine: str = DEFAULT_WHISPER_ENGINE  # openai-whisper | faster-whisper
     whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
+    # The event model (AST) on ONNX Runtime (exported once, checked against PyTorch) or
+    # PyTorch; `quantize="events"`: ONNX Runtime int8, weights quantized per channel.
+    event_runtime: str = DEFAULT_EVENT_RUNTIME
+    quantize: str = ""
 
     _loaded: OrderedDict = PrivateAttr(default_factory=OrderedDict)
     _loads: list = PrivateAttr(default_factory=list)  # kinds loaded, in order
@@ -125,11 +132,36 @@ class ModelRegistry(dg.ConfigurableResource):
         """Whisper on the faster-whisper engine: a CTranslate2 model, not a torch one."""
         return kind == "whisper" and self.whisper_engine == "faster-whisper"
 
+    def onnx_precision(self, kind: str) -> str | None:
+        """fp32 or int8 where ``kind`` runs on ONNX Runtime; None on PyTorch (configured so,
+        or because the export was rejected: see models/onnx_runtime.py)."""
+        if kind != "events" or self.event_runtime == "pytorch":
+            return None
+        if self.event_runtime not in EVENT_RUNTIMES:
+            raise ValueError(f"unknown event runtime {self.event_runtime!r} "
+                             f"(WATCHME_EVENT_RUNTIME); expected one of {EVENT_RUNTIMES}")
+        if self.quantize not in ("", "events"):
+            raise ValueError(f"WATCHME_QUANTIZE={self.quantize!r}: only 'events' (ONNX Runtime "
+                             "int8) is supported")
+        precision = "int8" if self.quantize == "events" else "fp32"
+        rejected = self.onnx_cache().glob(f"*-{precision}.onnx.rejected")
+        name = Path(self._source(kind)).name
+        if any(r.name.startswith(f"{name}@") for r in rejected):
+            return None
+        return precision
+
+    def onnx_cache(self) -> Path:
+        return Path(self.cache_dir) / "onnx"
+
     def model_id(self, kind: str) -> str:
-        """What produced a result: the id, or a local path with its weights' checksum (and
-        for Whisper the engine, whose int8 weights give slightly different scores)."""
+        """What produced a result: the id, or a local path with its weights' checksum, and
+        the runtime where it is not PyTorch fp32 (faster-whisper's int8 CTranslate2, ONNX
+        Runtime), since they give slightly different scores."""
         engine = (f"+faster-whisper-{self.whisper_compute_type}"
                   if self._ct2(kind) else "")
+        precision = self.onnx_precision(kind)
+        if precision:
+            engine += f"+onnxruntime-{precision}"
         if self.is_stand_in(kind):
             return f"tiny-{kind}{engine}"
         return self._checkpoint_id(kind) + engine
@@ -174,6 +206,8 @@ class ModelRegistry(dg.ConfigurableResource):
         """What importing the kind's runtime adds, if it is not imported yet."""
         import sys
 
+        if self.onnx_precision(kind):  # ONNX Runtime itself, not transformers' modeling code
+            return 0.0 if "onnxruntime" in sys.modules else ONNXRUNTIME_MB
         module = "whisper" if kind == "whisper" and not self._ct2(kind) else RUNTIME_MODULES[kind]
         return 0.0 if module in sys.modules else RUNTIME_MB[kind]
 
@@ -255,24 +289,56 @@ class ModelRegistry(dg.ConfigurableResource):
 
             model = whisper.load_model(source, device="cpu", download_root=self.cache_dir)
             return model, None
-        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
-        model = AutoModelForAudioClassification.from_pretrained(source).eval()
         with warnings.catch_warnings():
             # AST's own 128-bin mel bank at 16 kHz leaves a filter empty; transformers warns
             # at every load, and nothing can be done about it.
             warnings.filterwarnings("ignore", "At least one mel filter has all zero values")
             extractor = AutoFeatureExtractor.from_pretrained(source)
-        return model, extractor
+        precision = self.onnx_precision(kind)
+        if precision is None:
+            return AutoModelForAudioClassification.from_pretrained(source).eval(), extractor
+        from watchme_pipeline.models.onnx_runtime import (
+            ExportRejected,
+            OnnxClassifier,
+            cached_export,
+            export_classifier,
+        )
+
+        folder = self._checkpoint_folder(source)
+        threads = self.torch_threads or cpu_limit()
+        export = cached_export(folder, self.onnx_cache(), precision)
+        if export is not None:  # no PyTorch model needed at all
+            return OnnxClassifier(export, AutoConfig.from_pretrained(folder), threads), extractor
+        model = AutoModelForAudioClassification.from_pretrained(folder).eval()
+        try:
+            export = export_classifier(model, extractor, folder, self.onnx_cache(), precision,
+                                       threads)
+        except ExportRejected as exc:
+            warnings.warn(f"{exc}: {kind} runs on PyTorch", RuntimeWarning, stacklevel=2)
+            log.warning("%s: %s runs on PyTorch", exc, kind)
+            return model, extractor
+        return OnnxClassifier(export, model.config, threads), extractor
+
+    def _checkpoint_folder(self, source: str) -> Path:
+        """A local folder for the checkpoint: itself, or the hub's cached snapshot of an id."""
+        if Path(source).is_dir():
+            return Path(source)
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source))
 
 
 def model_registry_from_env(env: Mapping[str, str], profile: str, cache_dir: str
                             ) -> ModelRegistry:
-    if env.get("WATCHME_QUANTIZE"):
-        raise ValueError("WATCHME_QUANTIZE: PyTorch's int8 dynamic quantization "
-                         "(torch.ao.quantization) is deprecated and was removed from the "
-                         "pipeline; unset WATCHME_QUANTIZE (the models run in fp32)")
+    if env.get("WATCHME_QUANTIZE", "") not in ("", "events"):
+        raise ValueError(f"WATCHME_QUANTIZE={env['WATCHME_QUANTIZE']!r}: only 'events' (AST on "
+                         "ONNX Runtime int8) is supported; PyTorch's int8 dynamic quantization "
+                         "(torch.ao.quantization) is deprecated and was removed")
     return ModelRegistry(
+        event_runtime=env.get("WATCHME_EVENT_RUNTIME") or DEFAULT_EVENT_RUNTIME,
+        quantize=env.get("WATCHME_QUANTIZE", ""),
         profile=profile,
         cache_dir=cache_dir,
         whisper_model=env.get("WATCHME_WHISPER_MODEL", "base"),
