@@ -22,6 +22,9 @@ class FakeRegistry(ModelRegistry):
     def runtime_mb(self, kind: str) -> float:
         return 0.0
 
+    def _source(self, kind: str) -> str:
+        return f"fake-{kind}"
+
     def _load(self, kind, source):
         return object(), None
 
@@ -45,9 +48,9 @@ def test_lru_eviction_keeps_the_process_under_its_limit():
 
 def test_a_model_that_cannot_fit_is_refused_before_loading():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
-    with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) needs about "
-                       r"650 MB, and the run process already holds 300 MB without it: more "
-                       r"than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
+    with pytest.raises(ModelBudgetError, match=r"model tiny-events\+onnxruntime-fp32 \(events\) "
+                       r"needs about 650 MB, and the run process already holds 300 MB "
+                       r"without it: more than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
         registry.get("events", memory_mb=700)
     assert registry.loaded_kinds() == [] and registry.loads() == []
 
@@ -66,7 +69,8 @@ def test_standard_sizes_are_estimated_before_download():
     registry = ModelRegistry(profile="standard", cache_dir="/nonexistent",
                              whisper_engine="openai-whisper")
     assert 250 < registry.estimate_mb("whisper") < 350  # whisper base: 74 M weights, fp32
-    assert registry.model_id("events") == "MIT/ast-finetuned-audioset-10-10-0.4593"
+    assert registry.model_id("events") == ("MIT/ast-finetuned-audioset-10-10-0.4593"
+                                           "+onnxruntime-fp32")
     assert 1 <= cpu_limit()
 
 

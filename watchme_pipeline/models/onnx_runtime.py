@@ -55,11 +55,13 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_name(folder: Path, precision: str) -> str:
+def export_name(folder: Path, precision: str, label: str | None = None) -> str:
+    """``{label}@{checkpoint hash}-torch{version}-opset{N}-{precision}.onnx``; the label is
+    the checkpoint's folder name, or its hub id with '/' as '--'."""
     import torch
 
-    return (f"{folder.name}@{checkpoint_hash(folder)}-torch{torch.__version__.split('+')[0]}"
-            f"-opset{OPSET}-{precision}.onnx")
+    exporter = f"torch{torch.__version__.split('+')[0]}-opset{OPSET}"
+    return f"{label or folder.name}@{checkpoint_hash(folder)}-{exporter}-{precision}.onnx"
 
 
 def check_input(extractor: Any) -> dict[str, np.ndarray]:
@@ -96,9 +98,10 @@ def rejection_marker(path: Path) -> Path:
     return path.with_name(path.name + ".rejected")
 
 
-def cached_export(folder: Path, cache: Path, precision: str) -> OnnxExport | None:
+def cached_export(folder: Path, cache: Path, precision: str, label: str | None = None
+                  ) -> OnnxExport | None:
     """The valid export of this checkpoint, if there is one (a corrupt one is not)."""
-    path = cache / export_name(folder, precision)
+    path = cache / export_name(folder, precision, label)
     if not _valid(path):
         return None
     return OnnxExport(path, precision, json.loads(path.with_suffix(".json").read_text())[
@@ -106,13 +109,14 @@ def cached_export(folder: Path, cache: Path, precision: str) -> OnnxExport | Non
 
 
 def export_classifier(model: Any, extractor: Any, folder: Path, cache: Path, precision: str,
-                      threads: int) -> OnnxExport:
+                      threads: int, label: str | None = None) -> OnnxExport:
     """The checked ONNX export of ``model`` (an audio classifier from ``folder``), built if
     missing or corrupt. Raises ExportRejected if it cannot be made or disagrees."""
     import torch
 
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / export_name(folder, precision)
+    label = label or folder.name
+    path = cache / export_name(folder, precision, label)
     if _valid(path):
         meta = json.loads(path.with_suffix(".json").read_text())
         return OnnxExport(path, precision, meta["max_abs_diff"])
@@ -138,7 +142,7 @@ def export_classifier(model: Any, extractor: Any, folder: Path, cache: Path, pre
                              weight_type=QuantType.QInt8)
     except Exception as exc:  # noqa: BLE001 - any exporter failure means: use PyTorch
         tmp.unlink(missing_ok=True)
-        message = (f"{folder.name}: ONNX export failed ({type(exc).__name__}: "
+        message = (f"{label}: ONNX export failed ({type(exc).__name__}: "
                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''})")
         rejection_marker(path).write_text(message)
         raise ExportRejected(message) from None
@@ -150,7 +154,7 @@ def export_classifier(model: Any, extractor: Any, folder: Path, cache: Path, pre
     diff = float(np.abs(expected - got).max())
     if precision == "fp32" and diff > TOLERANCE:
         tmp.unlink(missing_ok=True)
-        message = (f"{folder.name}: ONNX logits differ from PyTorch's by {diff:.2e} "
+        message = (f"{label}: ONNX logits differ from PyTorch's by {diff:.2e} "
                    f"(> {TOLERANCE:g})")
         rejection_marker(path).write_text(message)  # the registry's model id says PyTorch
         raise ExportRejected(message)

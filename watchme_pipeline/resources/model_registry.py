@@ -144,11 +144,15 @@ class ModelRegistry(dg.ConfigurableResource):
             raise ValueError(f"WATCHME_QUANTIZE={self.quantize!r}: only 'events' (ONNX Runtime "
                              "int8) is supported")
         precision = "int8" if self.quantize == "events" else "fp32"
-        rejected = self.onnx_cache().glob(f"*-{precision}.onnx.rejected")
-        name = Path(self._source(kind)).name
-        if any(r.name.startswith(f"{name}@") for r in rejected):
-            return None
-        return precision
+        rejected = self.onnx_cache().glob(f"{self.onnx_label(kind)}@*-{precision}.onnx.rejected")
+        return None if any(rejected) else precision
+
+    def onnx_label(self, kind: str) -> str:
+        """The export's name: the checkpoint folder's, or the hub id's ('/' as '--')."""
+        if self.profile == "tiny":
+            return f"tiny-{'ast' if kind == 'events' else kind}"
+        source = {"events": self.event_model, "emotion": self.emotion_model}[kind]
+        return Path(source).name if Path(source).is_dir() else source.replace("/", "--")
 
     def onnx_cache(self) -> Path:
         return Path(self.cache_dir) / "onnx"
@@ -308,13 +312,14 @@ class ModelRegistry(dg.ConfigurableResource):
 
         folder = self._checkpoint_folder(source)
         threads = self.torch_threads or cpu_limit()
-        export = cached_export(folder, self.onnx_cache(), precision)
+        label = self.onnx_label(kind)
+        export = cached_export(folder, self.onnx_cache(), precision, label)
         if export is not None:  # no PyTorch model needed at all
             return OnnxClassifier(export, AutoConfig.from_pretrained(folder), threads), extractor
         model = AutoModelForAudioClassification.from_pretrained(folder).eval()
         try:
             export = export_classifier(model, extractor, folder, self.onnx_cache(), precision,
-                                       threads)
+                                       threads, label)
         except ExportRejected as exc:
             warnings.warn(f"{exc}: {kind} runs on PyTorch", RuntimeWarning, stacklevel=2)
             log.warning("%s: %s runs on PyTorch", exc, kind)
