@@ -23,7 +23,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from watchme_pipeline.resources.model_registry import DEFAULT_WHISPER_ENGINE  # noqa: E402
+from watchme_pipeline.resources.model_registry import (  # noqa: E402
+    DEFAULT_EVENT_RUNTIME,
+    DEFAULT_WHISPER_ENGINE,
+)
 
 CACHE = ROOT / "data" / "bench-models"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -140,7 +143,7 @@ def make_registry(paths: dict[str, str], engine: str, event_runtime: str = "pyto
 def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seconds: float,
             all_speech: bool, steps: tuple[str, ...] = ("raw_audio", "transcripts",
                                                         "event_scores", "emotion_scores"),
-            workdir: str | None = None) -> dict:
+            workdir: str | None = None, quantize: str = "") -> dict:
     """The pipeline's own path over a day: the files in a store, raw_audio's registration
     (decode and VAD), then each model stage through the stage runner under the process
     memory limit, as a run does (decoded a few slots at a time, batches sized by the limit)."""
@@ -160,7 +163,8 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
     store = LocalAudioStore(root=str(tmp / "audio"))
     results = SqlResultStore(database_url=f"sqlite:///{tmp / 'results.db'}")
     day = DeviceDay("bench", "2025-07-18")
-    registry = make_registry(paths, engine)
+    # The deployment's defaults: AST on ONNX Runtime (fp32, or int8 with quantize="events").
+    registry = make_registry(paths, engine, DEFAULT_EVENT_RUNTIME, quantize)
     settings = PipelineSettings(memory_mb=memory_mb)
     log = logging.getLogger("bench")
     stages: dict[str, float] = {}
@@ -209,18 +213,19 @@ def encode_chunks(model, engine: str, chunks: list[np.ndarray], batch: int) -> N
 
 
 def measure(mode: str, slots: int, seconds: float, all_speech: bool, memory_mb: int,
-            engine: str) -> dict:
+            engine: str, quantize: str = "") -> dict:
     import torch
 
     from watchme_pipeline.models.transcribe import WINDOW_SAMPLES as CHUNK_SAMPLES
     from watchme_pipeline.models.transcribe import transcribe
     paths = build_standard_models()
     if mode == "ours":
-        day = run_day(paths, engine, memory_mb, slots, seconds, all_speech)
+        day = run_day(paths, engine, memory_mb, slots, seconds, all_speech, quantize=quantize)
         return {"mode": mode, **day, "total_s": sum(day["stages"].values())}
     if mode.startswith("step:"):  # one step in its own process, as a pod or multiprocess runs
         _, step, workdir = mode.split(":", 2)
-        day = run_day(paths, engine, memory_mb, slots, seconds, all_speech, (step,), workdir)
+        day = run_day(paths, engine, memory_mb, slots, seconds, all_speech, (step,), workdir,
+                      quantize)
         return {"mode": mode, **day, "total_s": sum(day["stages"].values())}
     if mode in ("naive", "engines"):  # references: openai-whisper, fp32
         engine = "openai-whisper"
@@ -371,7 +376,8 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, memory_mb: 
 
 def child(mode: str, args, all_speech: bool = False, memory_mb: int = 1200) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--slots", str(args.slots),
-           "--seconds", str(args.seconds), "--memory", str(memory_mb), "--engine", args.engine]
+           "--seconds", str(args.seconds), "--memory", str(memory_mb), "--engine", args.engine,
+           "--quantize", getattr(args, "quantize", "")]
     if all_speech:
         cmd.append("--all-speech")
     print(f"running {mode}{' (all speech)' if all_speech else ''}, process limit "
@@ -419,6 +425,7 @@ def main() -> None:
     parser.add_argument("--all-speech", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--engine", default=DEFAULT_WHISPER_ENGINE)
+    parser.add_argument("--quantize", default="", help="'events': AST on ONNX Runtime int8")
     parser.add_argument("--skip", default="", help="comma list of extra measurements to leave "
                         "out of a full run (speech, floor, engines); kept from latest.json")
     parser.add_argument("--only", help="comma list of measurements to run alone (ours, gate, "
@@ -426,7 +433,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.slots, args.seconds, args.all_speech,
-                                 args.memory, args.engine)))
+                                 args.memory, args.engine, args.quantize)))
         return
     if args.only:
         export_onnx(build_standard_models())
@@ -453,6 +460,10 @@ def main() -> None:
     floor = None if "floor" in skip else child("floor", args)
     gate = child("gate", args)
     engines = None if "engines" in skip else child("engines", args)
+    runtimes = child("events", args)  # the event stage per runtime, on the same windows
+    saved, args.quantize = getattr(args, "quantize", ""), "events"
+    int8 = steps_in_processes(args)  # the day with AST on ONNX Runtime int8
+    args.quantize = saved
     scale = 48 * 60 / (args.slots * args.seconds)  # to a full day of 48 one-minute slots
     result = {
         "machine": {"nproc": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE")
@@ -488,6 +499,13 @@ def main() -> None:
                                                          / naive["audio_min"], 2)}
                    for name, s in one["stages"].items()},
         "engines": engines["stages"] if engines else previous.get("engines"),
+        "event_runtimes": runtimes["stages"],
+        "with_quantize_events": {
+            "day_mixed_s": round(int8["total_s"] * scale, 1),
+            "naive_over_ours": round(naive["total_s"] / int8["total_s"], 2),
+            "peak_rss_mb_per_step": int8["peak_rss_after"],
+            "event_scores_s_per_audio_min": round(int8["stages"]["event_scores"]
+                                                  / int8["audio_min"], 2)},
         "skipped_and_kept_from_before": sorted(skip),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
