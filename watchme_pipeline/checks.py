@@ -69,24 +69,22 @@ def scores_valid(context: dg.AssetCheckExecutionContext,
                                metadata={"problems": dg.MetadataValue.json(problems)})
 
 
+# (check, the asset it checks, blocking, what it checks): built for the graph's partitions.
+CHECKS = [
+    (failed_slots_below_threshold, RAW_AUDIO, True,
+     "Failed recordings stay below 10 % of the day (WARN, with each reason); a day whose every "
+     "recording fails is an ERROR that stops the run before the models load."),
+    (no_slot_left_pending, MOOD_CHART, False,
+     "Once the day is charted, no recording is left pending or processing in any stage: each "
+     "is completed, failed (with a reason, retried next run) or superseded."),
+    (scores_valid, MOOD_CHART, False,
+     "48 scores on 48 time points, integers within −100…100, null exactly where the day has "
+     "no usable recording."),
+]
+
+
 def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     """The checks, for the graph's partitions."""
-    return [
-        dg.asset_check(
-            asset=RAW_AUDIO.asset, partitions_def=partitions_def, blocking=True,
-            description="Failed recordings stay below 10 % of the day (WARN, with each "
-            "reason); a day whose every recording fails is an ERROR that stops the run before "
-            "the models load.",
-        )(failed_slots_below_threshold),
-        dg.asset_check(
-            asset=MOOD_CHART.asset, partitions_def=partitions_def,
-            description="Once the day is charted, no recording is left pending or processing "
-            "in any stage: each is completed, failed (with a reason, retried next run) or "
-            "superseded.",
-        )(no_slot_left_pending),
-        dg.asset_check(
-            asset=MOOD_CHART.asset, partitions_def=partitions_def,
-            description="48 scores on 48 time points, integers within −100…100, null exactly "
-            "where the day has no usable recording.",
-        )(scores_valid),
-    ]
+    return [dg.asset_check(asset=stage.asset, partitions_def=partitions_def, blocking=blocking,
+                           description=description)(check)
+            for check, stage, blocking, description in CHECKS]

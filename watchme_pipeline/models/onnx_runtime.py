@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from watchme_pipeline.models.weights import sha256_file
+
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4  # largest |logit difference| against PyTorch fp32 on the check input
@@ -48,11 +50,7 @@ def checkpoint_hash(folder: Path) -> str:
 
 
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def export_name(folder: Path, precision: str, label: str | None = None) -> str:
