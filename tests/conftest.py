@@ -56,9 +56,12 @@ new_audio_sensor = build_new_audio_sensor(PARTITIONS)
 
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
-    """Random-weight Whisper, AST and wav2vec2 with the real classes, built once."""
+    """Random-weight Whisper, AST and wav2vec2 with the real classes, built once; AST's ONNX
+    export made once too (homes that link this folder share it)."""
     for build in TINY_BUILDERS.values():
         build(MODEL_CACHE)
+    ModelRegistry(profile="tiny", cache_dir=str(MODEL_CACHE), event_runtime="onnxruntime"
+                  ).get("events")
     return MODEL_CACHE
 
 

@@ -53,7 +53,7 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
     versions = {a.key.to_user_string(): a.code_versions_by_key[a.key] for a in built.assets}
     assert all(versions.values()) and len(versions) == 6
     assert "tiny-whisper+faster-whisper-int8" in versions["transcripts"]
-    assert "tiny-events+onnxruntime-fp32" in versions["event_scores"]
+    assert "tiny-events|" in versions["event_scores"]  # PyTorch: no runtime suffix
     assert "language='en'" in versions["transcripts"]
     assert versions["mood_chart"].endswith("|local")
     # The old variable still works, and says it is old.

@@ -48,7 +48,7 @@ def test_lru_eviction_keeps_the_process_under_its_limit():
 
 def test_a_model_that_cannot_fit_is_refused_before_loading():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
-    with pytest.raises(ModelBudgetError, match=r"model tiny-events\+onnxruntime-fp32 \(events\) "
+    with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) "
                        r"needs about 650 MB, and the run process already holds 300 MB "
                        r"without it: more than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
         registry.get("events", memory_mb=700)
@@ -69,8 +69,7 @@ def test_standard_sizes_are_estimated_before_download():
     registry = ModelRegistry(profile="standard", cache_dir="/nonexistent",
                              whisper_engine="openai-whisper")
     assert 250 < registry.estimate_mb("whisper") < 350  # whisper base: 74 M weights, fp32
-    assert registry.model_id("events") == ("MIT/ast-finetuned-audioset-10-10-0.4593"
-                                           "+onnxruntime-fp32")
+    assert registry.model_id("events") == "MIT/ast-finetuned-audioset-10-10-0.4593"
     assert 1 <= cpu_limit()
 
 

@@ -19,7 +19,8 @@ def registry(tiny_models, tmp_path):
     """The tiny models, with an ONNX cache of this test's own."""
     for name in ("tiny-ast",):
         (tmp_path / name).symlink_to(tiny_models / name)
-    return lambda **kw: ModelRegistry(profile="tiny", cache_dir=str(tmp_path), **kw)
+    return lambda **kw: ModelRegistry(profile="tiny", cache_dir=str(tmp_path),
+                                      **{"event_runtime": "onnxruntime", **kw})
 
 
 def logits(model, extractor, windows):

@@ -14,7 +14,7 @@ Both are built once, in ``definitions.py``, from the environment; nothing below 
 | WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL | see ModelRegistry | id or path |
 | WATCHME_MEMORY_MB | 2000 | what the run process may hold (WATCHME_MODEL_MEMORY_MB: old name) |
 | WATCHME_WHISPER_ENGINE | faster-whisper | or openai-whisper (batched) |
-| WATCHME_EVENT_RUNTIME | onnxruntime | AST on ONNX Runtime (checked against PyTorch) or pytorch |
+| WATCHME_EVENT_RUNTIME | pytorch | or onnxruntime (AST exported once, checked against PyTorch) |
 | WATCHME_QUANTIZE | (none) | `events`: AST on ONNX Runtime int8, weights per channel |
 | WATCHME_LANGUAGE | ja | transcription language (a Whisper code; 'auto' detects) |
 | WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
