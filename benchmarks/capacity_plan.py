@@ -87,7 +87,9 @@ def plan(bench: dict) -> str:
 
 
 def main() -> None:
-    bench = json.loads(LATEST.read_text())
+    import sys
+
+    bench = json.loads((Path(sys.argv[1]) if len(sys.argv) > 1 else LATEST).read_text())
     text = DOC.read_text()
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     DOC.write_text(text[:start] + "\n" + plan(bench) + "\n" + text[end:])

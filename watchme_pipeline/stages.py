@@ -31,11 +31,11 @@ class StageSpec:
         return f"{self.status}_status"
 
 
-RAW_AUDIO = StageSpec("raw_audio", ("audio_files",), ("512Mi", "768Mi"))
-TRANSCRIPTS = StageSpec("transcripts", ("vibe_whisper",), ("1200Mi", "1500Mi"),
+RAW_AUDIO = StageSpec("raw_audio", ("audio_files",), ("650Mi", "850Mi"))
+TRANSCRIPTS = StageSpec("transcripts", ("vibe_whisper",), ("850Mi", "1100Mi"),
                         status="transcriptions", model_kind="whisper")
 EVENT_SCORES = StageSpec("event_scores", ("behavior_yamnet", "behavior_summary"),
-                         ("1400Mi", "1750Mi"), status="behavior_features", model_kind="events")
+                         ("1250Mi", "1600Mi"), status="behavior_features", model_kind="events")
 EMOTION_SCORES = StageSpec("emotion_scores", ("emotion_superb", "emotion_opensmile_summary"),
                            ("1400Mi", "1750Mi"), status="emotion_features", model_kind="emotion")
 VIBE_PROMPT = StageSpec("vibe_prompt", ("vibe_whisper_prompt",), ("256Mi", "512Mi"))
