@@ -147,7 +147,6 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
     """The pipeline's own path over a day: the files in a store, raw_audio's registration
     (decode and VAD), then each model stage through the stage runner under the process
     memory limit, as a run does (decoded a few slots at a time, batches sized by the limit)."""
-    import datetime as dt
     import logging
     import tempfile
     from zoneinfo import ZoneInfo
@@ -188,7 +187,6 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
         batches[stage.spec.asset] = figures["batch_size"]
         rss_after[stage.spec.asset] = round(peak_rss_mb())
     audio_min = slots * seconds / 60
-    del dt
     return {"stages": stages, "raw_audio_s": raw_audio_s, "audio_min": audio_min,
             "peak_rss_mb": peak_rss_mb(), "peak_rss_after": rss_after, "batch_sizes": batches,
             "loaded_at_end": registry.loaded_kinds(), "memory_mb": memory_mb}
