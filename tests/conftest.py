@@ -13,6 +13,7 @@ os.environ.pop("WATCHME_DATABASE_URL", None)
 
 import dagster as dg  # noqa: E402
 import pytest  # noqa: E402
+from reliability import SHARED_PROCESS_MEMORY_MB  # noqa: E402
 
 from watchme_pipeline.assets import build_assets  # noqa: E402
 from watchme_pipeline.checks import build_checks  # noqa: E402
@@ -82,7 +83,7 @@ def resources(tiny_models, audio_store, result_store) -> dict:
         "result_store": result_store,
         "model_registry": ModelRegistry(profile="tiny", cache_dir=str(tiny_models)),
         "mood_scorer": LocalMoodScorer(),
-        "settings": PipelineSettings(),
+        "settings": PipelineSettings(memory_mb=SHARED_PROCESS_MEMORY_MB),
     }
 
 

@@ -37,6 +37,10 @@ from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import parse_key
 
 DATE = "2025-07-18"
+# In-process runs share one process (pytest's, or the campaign's) that keeps what earlier runs
+# loaded, so the run-process limit (WATCHME_MEMORY_MB) would count their memory too: it is
+# tested where a run has a process of its own (test_webserver_e2e, test_model_registry).
+SHARED_PROCESS_MEMORY_MB = 16_000
 ALL_ASSETS = build_assets(build_partitions("Asia/Tokyo", "2025-01-01"),
                           ModelRegistry(profile="tiny"), PipelineSettings(),
                           LocalMoodScorer().name())
@@ -74,7 +78,8 @@ class World:
     def resources(self) -> dict:
         return {"audio_store": self.audio, "result_store": self.results,
                 "model_registry": ModelRegistry(profile="tiny", cache_dir=str(self.models)),
-                "mood_scorer": LocalMoodScorer(), "settings": PipelineSettings()}
+                "mood_scorer": LocalMoodScorer(),
+                "settings": PipelineSettings(memory_mb=SHARED_PROCESS_MEMORY_MB)}
 
     def upload_day(self, device: str, date: str = DATE, seconds: float = 6) -> None:
         day = write_sample_day(self.audio, device, date, seconds=seconds)
