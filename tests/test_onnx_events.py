@@ -49,6 +49,23 @@ def test_onnx_runtime_matches_pytorch_and_names_itself(registry):
     assert again.model.export.path == path and path.stat().st_mtime_ns == stamp
 
 
+def test_attention_is_exported_plain_and_the_pytorch_model_keeps_its_own(registry):
+    import onnx
+
+    loaded = registry().get("events")
+    graph = onnx.load(str(loaded.model.export.path)).graph
+    ops = [n.op_type for n in graph.node]
+    layers = loaded.model.config.num_hidden_layers
+    # One softmax a layer; no NaN guard, and no mask added to the scores.
+    assert (ops.count("Softmax"), ops.count("IsNaN"), ops.count("Where")) == (layers, 0, 0)
+    assert "-plain-fp32.onnx" in loaded.model.export.path.name
+    torch_model = registry(event_runtime="pytorch").get("events").model
+    before = torch_model.config._attn_implementation
+    with onnx_runtime.plain_attention(torch_model):
+        assert torch_model.config._attn_implementation == onnx_runtime.PLAIN_ATTENTION
+    assert torch_model.config._attn_implementation == before == "sdpa"
+
+
 def test_a_corrupt_export_is_found_by_its_hash_and_rebuilt(registry):
     first = registry().get("events").model.export.path
     data = bytearray(first.read_bytes())
