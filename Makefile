@@ -21,7 +21,7 @@ demo: install
 	$(PY) -m watchme_pipeline demo $(DEMO_ARGS)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 # The fast lane (under 2 minutes): no servers, no whole-graph runs, no real weights.
 test-fast: install

@@ -125,6 +125,11 @@ def day_audio(slots: int, seconds: float, all_speech: bool):
 
 
 def peak_rss_mb() -> float:
+    """This process's own high-water RSS. Not ru_maxrss: Linux carries the parent's peak across
+    exec into it, so every child looked as large as the parent after its ONNX export."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
