@@ -306,10 +306,10 @@ def rss_of_run_processes() -> list[float]:
 
 
 def test_device_days_through_the_run_queue(dagster):
-    """Load: device-days queued at once (10 in `make test`, 30 in `make reliability`). The
+    """Load: device-days queued at once (6 in `make test`, 30 in `make reliability`). The
     queue runs at most 2 at a time (dagster.yaml), no run is starved, and no run process grows
     past the model budget."""
-    count = int(os.environ.get("WATCHME_LOAD_DEVICE_DAYS", "10"))
+    count = int(os.environ.get("WATCHME_LOAD_DEVICE_DAYS", "6"))
     devices = [f"load-{i:02d}" for i in range((count + 1) // 2)]
     partitions = [(d, date) for d in devices for date in ("2025-07-21", "2025-07-22")][:count]
     for device, date in partitions:

@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from watchme_pipeline.memory import give_back, rss_mb
+from watchme_pipeline.memory import give_back, map_large_blocks, rss_mb
 from watchme_pipeline.models.tiny import TINY_BUILDERS
 from watchme_pipeline.models.weights import cached_whisper_base
 
@@ -52,11 +52,12 @@ OVERHEAD = 1.0  # resident size / weight bytes once every weight has been touche
 # peak RSS adds over the weights. The first load of a kind imports its runtime (transformers'
 # modeling code pulls in torch._dynamo and torch.distributed; faster-whisper brings
 # CTranslate2, tokenizers and PyAV); one batch item's activations on CPU, fp32: a 30 s
-# Whisper window, a 10.24 s AST window, a 5 s wav2vec2 chunk.
+# Whisper window, a 10.24 s AST window, a 5 s wav2vec2 chunk (150 since large blocks are
+# mmapped and returned: the emotion step peaked at 1,085 MB, 712 over what it held before).
 RUNTIME_MB = {"whisper": 150, "events": 250, "emotion": 250}
 RUNTIME_MODULES = {"whisper": "ctranslate2", "events": "transformers.modeling_utils",
                    "emotion": "transformers.modeling_utils"}
-ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 350}
+ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 150}
 ONNXRUNTIME_MB = 60
 # Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
 MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
@@ -228,6 +229,7 @@ class ModelRegistry(dg.ConfigurableResource):
         if kind in self._loaded:
             self._loaded.move_to_end(kind)
             return self._loaded[kind]
+        map_large_blocks()
         need = self.need_mb(kind)
         if memory_mb:
             while self._loaded and self.held_mb() + need > memory_mb:
