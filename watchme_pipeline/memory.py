@@ -29,17 +29,3 @@ def give_back() -> None:
     except (OSError, AttributeError):  # not glibc
         pass
 
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-def map_large_blocks() -> None:
-    """Allocate blocks of 128 KiB and more (tensors) with mmap, so a freed one goes back to
-    the OS at once. glibc otherwise raises the threshold after the first large free and serves
-    later tensors from its heap, which keeps them: wav2vec2 over 5 s chunks then peaked 75 MB
-    higher and held 85 MB more afterwards (make bench). Idempotent."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):  # not glibc
-        pass

@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from watchme_pipeline.memory import give_back, map_large_blocks, rss_mb
+from watchme_pipeline.memory import give_back, rss_mb
 from watchme_pipeline.models.tiny import TINY_BUILDERS
 from watchme_pipeline.models.weights import cached_whisper_base
 
@@ -37,8 +37,9 @@ KINDS = ("whisper", "events", "emotion")
 WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
 DEFAULT_WHISPER_ENGINE = "faster-whisper"
 EVENT_RUNTIMES = ("onnxruntime", "pytorch")
-# make bench: ONNX Runtime fp32 equals PyTorch within 1e-4 but ran slower here (12.1 vs
-# 7.1 s per audio minute with the dynamo export): PyTorch stays the default.
+# make bench: ONNX Runtime fp32 equals PyTorch within 1e-4 and runs at its speed here (both at
+# the CPU's fp32 matmul rate), so PyTorch stays the default: no export at the first load (25 s,
+# ~1 GB), less memory. `quantize="events"` (ONNX Runtime int8) is 1.8x faster.
 DEFAULT_EVENT_RUNTIME = "pytorch"
 # fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
 KNOWN_SIZES_MB = {
@@ -52,12 +53,11 @@ OVERHEAD = 1.0  # resident size / weight bytes once every weight has been touche
 # peak RSS adds over the weights. The first load of a kind imports its runtime (transformers'
 # modeling code pulls in torch._dynamo and torch.distributed; faster-whisper brings
 # CTranslate2, tokenizers and PyAV); one batch item's activations on CPU, fp32: a 30 s
-# Whisper window, a 10.24 s AST window, a 5 s wav2vec2 chunk (150 since large blocks are
-# mmapped and returned: the emotion step peaked at 1,085 MB, 712 over what it held before).
+# Whisper window, a 10.24 s AST window, a 5 s wav2vec2 chunk.
 RUNTIME_MB = {"whisper": 150, "events": 250, "emotion": 250}
 RUNTIME_MODULES = {"whisper": "ctranslate2", "events": "transformers.modeling_utils",
                    "emotion": "transformers.modeling_utils"}
-ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 150}
+ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 350}
 ONNXRUNTIME_MB = 60
 # Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
 MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
@@ -229,7 +229,6 @@ class ModelRegistry(dg.ConfigurableResource):
         if kind in self._loaded:
             self._loaded.move_to_end(kind)
             return self._loaded[kind]
-        map_large_blocks()
         need = self.need_mb(kind)
         if memory_mb:
             while self._loaded and self.held_mb() + need > memory_mb:
