@@ -117,4 +117,3 @@ def test_unloading_returns_the_memory(tmp_path):
     assert rss["released"] - rss["base"] < 0.25 * grown, rss  # most of it came back
     print(f"RSS: base {rss['base']:.0f} MB, loaded {rss['loaded']:.0f} MB, released "
           f"{rss['released']:.0f} MB")
-
