@@ -1,15 +1,21 @@
 """Accuracy of the transcripts stage with the real Whisper base weights (`make eval`).
 
-    python benchmarks/eval_transcripts.py [--quick] [--out benchmarks/results/eval.json]
+    python benchmarks/eval_transcripts.py [--quick] [--lang en,ja] [--out eval.json]
 
-On the speech corpus (tests/speech_corpus.py: espeak-ng English and Japanese in 60 s slots),
-per engine: the pipeline (``models.transcribe``: Silero VAD windows, Whisper's keep rules)
-and the bare model on the same audio (openai-whisper ``transcribe`` at temperature 0;
-faster-whisper ``transcribe(vad_filter=True)``, greedy, with its fallback). English WER and
-Japanese CER per case group and in total, utterances lost (a case with under half its
-words/characters out), words emitted on quiet slots, and seconds of model time per slot.
-Language: the case's own (``en``/``ja``), and ``auto`` on clean English, all Japanese and
-the quiet slots.
+Two corpora of our own, composed into 60 s slots: English spoken by espeak-ng
+(tests/speech_corpus.py) and everyday Japanese spoken by Kokoro's neural voices
+(tests/japanese_corpus.py). On the same audio, five systems:
+
+- the pipeline (``models.transcribe``: Silero VAD windows, Whisper's keep rules, the stage's
+  settings) on both engines;
+- bare faster-whisper ``transcribe(vad_filter=True)`` with beam 5 and greedy (its own
+  fallback);
+- bare openai-whisper ``transcribe`` (greedy at temperature 0: its sampling fallback takes
+  minutes a slot on noise).
+
+Per case group: English WER; Japanese CER on the katakana reading and on the written form;
+utterances lost (under half their words, or their reading's characters, out); characters and
+known hallucinations on quiet slots; seconds of model time per audio minute.
 """
 
 from __future__ import annotations
@@ -24,165 +30,173 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import speech_corpus as corpus  # noqa: E402
+import japanese_corpus as ja_corpus  # noqa: E402
+import speech_corpus as en_corpus  # noqa: E402
 
 from watchme_pipeline.audio import decode  # noqa: E402
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe  # noqa: E402
 from watchme_pipeline.models.weights import fetch_whisper_base  # noqa: E402
 from watchme_pipeline.resources.model_registry import ModelRegistry, cpu_limit  # noqa: E402
-from watchme_pipeline.settings import load_settings  # noqa: E402
 
-ENGINES = ("faster-whisper", "openai-whisper")
-GROUPS = ("seam", "soft", "noise", "continuous", "far-apart", "clean")
-HARD = ("seam", "soft", "noise", "continuous", "far-apart")
+CACHE = ROOT / "data" / "models"
+# (name, engine, kind, beam)
+SYSTEMS = (
+    ("pipeline faster-whisper", "faster-whisper", "pipeline", None),
+    ("pipeline openai-whisper", "openai-whisper", "pipeline", None),
+    ("bare faster-whisper + VAD, beam 5", "faster-whisper", "bare", 5),
+    ("bare faster-whisper + VAD, greedy", "faster-whisper", "bare", 1),
+    ("bare openai-whisper, greedy", "openai-whisper", "bare", 1),
+)
+GROUPS = {
+    "en": ("seam", "soft", "noise", "continuous", "far-apart", "clean"),
+    "ja": ("apart", "seam", "continuous", "conversation", "noise", "soft", "far-apart",
+           "clean"),
+}
 
 
-def run_pipeline(model, case: corpus.Case, language: str | None) -> tuple[str, float]:
-    audio = decode(case.wav_bytes(), f"{case.name}.wav")  # the real decode path
-    t0 = time.perf_counter()
-    result = transcribe(model, {case.name: audio}, WhisperSettings(language=language))
-    return result[case.name].text, time.perf_counter() - t0
-
-
-def run_bare(model, engine: str, case: corpus.Case, language: str | None
-             ) -> tuple[str, float]:
+def run(model, kind: str, engine: str, beam: int | None, case, language: str
+        ) -> tuple[str, float]:
+    if kind == "pipeline":
+        audio = decode(case.wav_bytes(), f"{case.name}.wav")  # the real decode path
+        t0 = time.perf_counter()
+        text = transcribe(model, {case.name: audio},
+                          WhisperSettings(language=language))[case.name].text
+        return text, time.perf_counter() - t0
     t0 = time.perf_counter()
     if engine == "openai-whisper":
-        # Greedy (the issue's anchor): with the default fallback, sampling best-of-5 on
-        # noise takes minutes a slot.
         text = model.transcribe(case.audio, language=language, fp16=False,
                                 temperature=0.0)["text"]
     else:
-        segments, _ = model.transcribe(case.audio, language=language, beam_size=1,
+        segments, _ = model.transcribe(case.audio, language=language, beam_size=beam,
                                        vad_filter=True)
-        text = " ".join(s.text for s in segments)
+        text = "".join(s.text for s in segments)
     return text.strip(), time.perf_counter() - t0
 
 
-def auto_subset(case: corpus.Case) -> bool:
-    return case.group == "quiet" or case.lang == "ja" or case.group == "clean"
+def score_row(case, text: str, seconds: float) -> dict:
+    row = {"case": case.name, "group": case.group, "lang": case.lang,
+           "reference": case.reference, "text": text, "seconds": round(seconds, 3),
+           "utterances": len(case.references)}
+    if case.group == "quiet":
+        row["characters"] = len(ja_corpus.written(text))
+        row["hallucination"] = ja_corpus.hallucinated(text)
+    elif case.lang == "ja":
+        row["lost"] = ja_corpus.utterances_lost(case.references, text)
+    else:
+        row["lost"] = int(en_corpus.lost(case.reference, text, "en"))
+    return row
 
 
-def summarize(rows: list[dict]) -> dict:
-    """Per language and group: error rate, utterances lost, cases; quiet words; time."""
+def summarize(rows: list[dict], lang: str) -> dict:
     out: dict = {}
-    for lang in ("en", "ja"):
-        for group in (*GROUPS, "hard", "all"):
-            sel = [r for r in rows if r["lang"] == lang and (
-                r["group"] == group or (group == "hard" and r["group"] in HARD)
-                or (group == "all" and r["group"] != "quiet"))]
-            if not sel:
-                continue
-            out[f"{lang}/{group}"] = {
-                "error_rate": round(corpus.error_rate([r["reference"] for r in sel],
-                                                      [r["text"] for r in sel], lang), 4),
-                "lost": sum(r["lost"] for r in sel), "cases": len(sel),
-            }
+    speech = [r for r in rows if r["group"] != "quiet"]
+    hard = [r for r in speech if r["group"] != "clean"]
+    for group in (*GROUPS[lang], "hard", "all"):
+        sel = hard if group == "hard" else speech if group == "all" else [
+            r for r in speech if r["group"] == group]
+        if not sel:
+            continue
+        refs, hyps = [r["reference"] for r in sel], [r["text"] for r in sel]
+        entry = {"lost": sum(r["lost"] for r in sel),
+                 "utterances": sum(r["utterances"] for r in sel), "cases": len(sel)}
+        if lang == "en":
+            entry["wer"] = round(en_corpus.error_rate(refs, hyps, "en"), 4)
+        else:
+            entry["cer_reading"] = round(ja_corpus.cer(refs, hyps, "reading"), 4)
+            entry["cer_written"] = round(ja_corpus.cer(refs, hyps, "written"), 4)
+        out[group] = entry
     quiet = [r for r in rows if r["group"] == "quiet"]
     if quiet:
-        out["quiet"] = {"words": sum(len(r["text"].split()) for r in quiet),
+        out["quiet"] = {"characters": sum(r["characters"] for r in quiet),
+                        "hallucinations": sum(r["hallucination"] for r in quiet),
                         "max_seconds_per_slot": round(max(r["seconds"] for r in quiet), 3),
+                        "seconds_by_case": {r["case"]: r["seconds"] for r in quiet},
                         "cases": len(quiet)}
-    speech = [r for r in rows if r["group"] != "quiet"]
     if speech:
         out["seconds_per_audio_minute"] = round(
-            sum(r["seconds"] for r in speech) / (len(speech) * corpus.SLOT_S / 60), 3)
+            sum(r["seconds"] for r in speech) / (len(speech) * en_corpus.SLOT_S / 60), 3)
     return out
 
 
-def evaluate(quick: bool) -> dict:
-    cache = load_settings().model_cache
-    fetch_whisper_base(cache)
-    cases = corpus.build_cases(quick=quick)
-    results: dict = {}
-    for engine in ENGINES:
-        registry = ModelRegistry(profile="standard", cache_dir=str(cache), whisper_engine=engine)
+def evaluate(quick: bool, langs: list[str]) -> dict:
+    fetch_whisper_base(CACHE)
+    corpora = {}
+    if "en" in langs:
+        corpora["en"] = en_corpus.build_cases(quick=quick)
+    if "ja" in langs:
+        corpora["ja"] = ja_corpus.build_cases(quick=quick)
+    results: dict = {lang: {} for lang in corpora}
+    for engine in ("faster-whisper", "openai-whisper"):
+        registry = ModelRegistry(profile="standard", cache_dir=str(CACHE), whisper_engine=engine)
         loaded = registry.get("whisper")
-        for kind in ("pipeline", "bare"):
-            for mode in ("fixed", "auto"):
-                name = f"{kind}/{engine}/{mode}"
+        for name, sys_engine, kind, beam in SYSTEMS:
+            if sys_engine != engine:
+                continue
+            for lang, cases in corpora.items():
                 rows = []
                 for case in cases:
-                    if mode == "auto" and not auto_subset(case):
-                        continue
-                    language = None if mode == "auto" else (case.lang or "en")
-                    if kind == "pipeline":
-                        text, seconds = run_pipeline(loaded.model, case, language)
-                    else:
-                        text, seconds = run_bare(loaded.model, engine, case, language)
-                    lang = case.lang
-                    rows.append({
-                        "case": case.name, "group": case.group, "lang": lang,
-                        "reference": case.reference, "text": text,
-                        "seconds": round(seconds, 3),
-                        "lost": bool(lang) and corpus.lost(case.reference, text, lang),
-                    })
-                    print(f"{name:32} {case.name:18} {seconds:6.2f}s  {text[:70]}",
+                    text, seconds = run(loaded.model, kind, engine, beam, case, lang)
+                    rows.append(score_row(case, text, seconds))
+                    print(f"{lang} {name:36} {case.name:20} {seconds:6.2f}s  {text[:60]}",
                           flush=True)
-                results[name] = {"summary": summarize(rows), "cases": rows,
-                                 "model": loaded.model_id}
+                results[lang][name] = {"summary": summarize(rows, lang), "cases": rows,
+                                       "model": loaded.model_id}
         registry.release_all()
     return results
 
 
-def table(results: dict) -> str:
-    """Markdown: one row per case group, pipeline beside the bare anchor, per engine."""
-    head = ["group"]
-    for engine in ENGINES:
-        head += [f"{engine} pipeline", f"{engine} bare"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def table(results: dict, lang: str) -> str:
+    """Markdown: one row per case group, one column per system."""
+    systems = [name for name, *_ in SYSTEMS if name in results[lang]]
+    lines = ["| " + " | ".join(["cases", *systems]) + " |", "|" + "---|" * (1 + len(systems))]
 
-    def cell(name: str, key: str) -> str:
-        s = results.get(name, {}).get("summary", {}).get(key)
+    def cell(s: dict | None) -> str:
         if not s:
             return "-"
-        unit = "WER" if key.startswith("en") else "CER"
-        return f"{100 * s['error_rate']:.1f} % {unit}, lost {s['lost']}/{s['cases']}"
+        lost = f", lost {s['lost']}/{s['utterances']}" if s["lost"] else ""
+        if lang == "en":
+            return f"{100 * s['wer']:.1f} %{lost}"
+        return f"{100 * s['cer_reading']:.1f} / {100 * s['cer_written']:.1f} %{lost}"
 
-    for mode in ("fixed", "auto"):
-        for lang in ("en", "ja"):
-            for group in (*GROUPS, "hard", "all"):
-                key = f"{lang}/{group}"
-                if not any(key in r.get("summary", {}) for n, r in results.items()
-                           if n.endswith(mode)):
-                    continue
-                label = f"{lang} {group}" + (" (auto)" if mode == "auto" else "")
-                row = [label]
-                for engine in ENGINES:
-                    row += [cell(f"pipeline/{engine}/{mode}", key),
-                            cell(f"bare/{engine}/{mode}", key)]
-                lines.append("| " + " | ".join(row) + " |")
-    quiet = ["quiet slots: words, max s per slot"]
-    speed = ["s per audio minute (speech slots)"]
-    for engine in ENGINES:
-        for kind in ("pipeline", "bare"):
-            s = results.get(f"{kind}/{engine}/fixed", {}).get("summary", {})
-            q = s.get("quiet", {})
-            quiet.append(f"{q.get('words', '-')} words, {q.get('max_seconds_per_slot', '-')} s")
-            speed.append(str(s.get("seconds_per_audio_minute", "-")))
-    lines.append("| " + " | ".join(quiet) + " |")
-    lines.append("| " + " | ".join(speed) + " |")
+    for group in (*GROUPS[lang], "hard", "all"):
+        row = [results[lang][n]["summary"].get(group) for n in systems]
+        if any(row):
+            label = f"**{group}**" if group in ("hard", "all") else group
+            lines.append("| " + " | ".join([label, *map(cell, row)]) + " |")
+    quiet = [results[lang][n]["summary"].get("quiet", {}) for n in systems]
+    lines.append("| quiet: characters (hallucinations); most s a slot | " + " | ".join(
+        f"{q.get('characters', '-')} ({q.get('hallucinations', '-')}); "
+        f"{q.get('max_seconds_per_slot', '-')} s" for q in quiet) + " |")
+    lines.append("| s of model time per audio minute | " + " | ".join(
+        str(results[lang][n]["summary"].get("seconds_per_audio_minute", "-"))
+        for n in systems) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="one case per kind")
+    parser.add_argument("--quick", action="store_true", help="the quick sets make test runs")
+    parser.add_argument("--lang", default="en,ja", help="corpora: en, ja or both")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval.json"))
     args = parser.parse_args()
-    if not corpus.espeak_available():
-        sys.exit("eval: espeak-ng is needed for the speech corpus (apt-get install espeak-ng)")
+    langs = args.lang.split(",")
+    if "en" in langs and not en_corpus.espeak_available():
+        sys.exit("eval: espeak-ng is needed for the English corpus (apt-get install espeak-ng)")
+    if "ja" in langs and (why := ja_corpus.available()):
+        sys.exit(f"eval: {why}")
     t0 = time.perf_counter()
-    results = evaluate(args.quick)
-    md = table(results)
-    print(md)
+    results = evaluate(args.quick, langs)
+    tables = {lang: table(results, lang) for lang in results}
+    for lang, md in tables.items():
+        unit = "WER" if lang == "en" else "CER, katakana reading / written form"
+        print(f"\n{lang} ({unit})\n{md}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({
         "machine": {"cpus": cpu_limit(), "platform": platform.platform()},
         "quick": args.quick, "wall_seconds": round(time.perf_counter() - t0, 1),
-        "table": md, "results": results,
+        "settings": repr(WhisperSettings()), "tables": tables, "results": results,
     }, ensure_ascii=False, indent=1))
     tmp.rename(out)
     print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")

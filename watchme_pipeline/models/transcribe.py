@@ -33,6 +33,9 @@ class WhisperSettings:
     compression_ratio_threshold: float = 2.4
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     sample_len: int = 224  # Whisper's own bound: half its 448-token context
+    # Beam search at temperature 0 (make eval: 4.3 vs 5.3 % kana CER on Japanese for ~45 %
+    # more model time); the fallback temperatures sample.
+    beam_size: int = 5
     batch_size: int = field(default=4, repr=False)  # windows decoded together (openai-whisper)
     # Sampling at temperature > 0 is seeded per window: the same audio gives the same text
     # (a recomputed slot does not change for nothing).
@@ -149,6 +152,7 @@ def _decode_openai(model, windows: list[Window], settings: WhisperSettings
     def options(language: str | None, temperature: float) -> whisper.DecodingOptions:
         return whisper.DecodingOptions(
             task="transcribe", language=language, temperature=temperature,
+            beam_size=settings.beam_size if temperature == 0 else None,
             sample_len=settings.sample_len, without_timestamps=True, fp16=False)
 
     by_language: dict[str | None, list[Window]] = {}
@@ -177,16 +181,22 @@ def _decode_openai(model, windows: list[Window], settings: WhisperSettings
 
 def _decode_faster(model, windows: list[Window], settings: WhisperSettings
                    ) -> Iterator[tuple[Window, list]]:
-    """faster-whisper (CTranslate2): one window at a time, greedy, its own implementation of
-    the same fallback and no-speech rules; its VAD off (the windows are already speech)."""
+    """faster-whisper (CTranslate2): one window at a time, its own implementation of the same
+    fallback and no-speech rules; its VAD off (the windows are already speech).
+
+    With timestamps: a decode that ends before its window does (the tail of a packed window,
+    a second sentence after the first) is continued from its last timestamp. Without them
+    the decoder's early end of text dropped the rest of the window (make eval: 4 of 21
+    Japanese speech slots lost a sentence where windows meet; with timestamps none)."""
     import ctranslate2
 
     for w in windows:
         ctranslate2.set_random_seed(settings.seed)
         segments, _ = model.transcribe(
             np.ascontiguousarray(w.audio, dtype=np.float32), language=w.language,
-            task="transcribe", beam_size=1, best_of=1, temperature=list(settings.temperatures),
-            without_timestamps=True, condition_on_previous_text=False,
+            task="transcribe", beam_size=settings.beam_size, best_of=1,
+            temperature=list(settings.temperatures),
+            without_timestamps=False, condition_on_previous_text=False,
             max_new_tokens=settings.sample_len, vad_filter=False,
             log_prob_threshold=settings.logprob_threshold,
             no_speech_threshold=settings.no_speech_threshold,
