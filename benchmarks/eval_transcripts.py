@@ -118,7 +118,21 @@ def summarize(rows: list[dict], lang: str) -> dict:
     return out
 
 
-def evaluate(quick: bool, langs: list[str]) -> dict:
+def save(out: Path, results: dict, quick: bool, t0: float) -> None:
+    tables = {lang: table(results, lang) for lang in results if results[lang]}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({
+        "machine": {"cpus": cpu_limit(), "platform": platform.platform()},
+        "quick": quick, "wall_seconds": round(time.perf_counter() - t0, 1),
+        "settings": repr(WhisperSettings()), "tables": tables, "results": results,
+    }, ensure_ascii=False, indent=1))
+    tmp.rename(out)
+
+
+def evaluate(quick: bool, langs: list[str], only: str, out: Path) -> dict:
+    """Runs the systems whose name contains ``only`` (all: ""); the others' rows are kept
+    from ``out`` (the bare models do not change with the pipeline). Saved after each."""
+    t0 = time.perf_counter()
     fetch_whisper_base(CACHE)
     corpora = {}
     if "en" in langs:
@@ -126,11 +140,17 @@ def evaluate(quick: bool, langs: list[str]) -> dict:
     if "ja" in langs:
         corpora["ja"] = ja_corpus.build_cases(quick=quick)
     results: dict = {lang: {} for lang in corpora}
+    if only and out.is_file():
+        old = json.loads(out.read_text())
+        if old.get("quick") == quick:
+            for lang in results:
+                results[lang] = {n: r for n, r in old["results"].get(lang, {}).items()
+                                 if only not in n}
     for engine in ("faster-whisper", "openai-whisper"):
         registry = ModelRegistry(profile="standard", cache_dir=str(CACHE), whisper_engine=engine)
         loaded = registry.get("whisper")
         for name, sys_engine, kind, beam in SYSTEMS:
-            if sys_engine != engine:
+            if sys_engine != engine or only not in name:
                 continue
             for lang, cases in corpora.items():
                 rows = []
@@ -141,6 +161,7 @@ def evaluate(quick: bool, langs: list[str]) -> dict:
                           flush=True)
                 results[lang][name] = {"summary": summarize(rows, lang), "cases": rows,
                                        "model": loaded.model_id}
+                save(out, results, quick, t0)
         registry.release_all()
     return results
 
@@ -177,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="the quick sets make test runs")
     parser.add_argument("--lang", default="en,ja", help="corpora: en, ja or both")
+    parser.add_argument("--only", default="", help="run only the systems whose name has this "
+                        "(e.g. pipeline); the others' rows are kept from --out")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval.json"))
     args = parser.parse_args()
     langs = args.lang.split(",")
@@ -185,20 +208,12 @@ def main() -> None:
     if "ja" in langs and (why := ja_corpus.available()):
         sys.exit(f"eval: {why}")
     t0 = time.perf_counter()
-    results = evaluate(args.quick, langs)
-    tables = {lang: table(results, lang) for lang in results}
-    for lang, md in tables.items():
-        unit = "WER" if lang == "en" else "CER, katakana reading / written form"
-        print(f"\n{lang} ({unit})\n{md}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({
-        "machine": {"cpus": cpu_limit(), "platform": platform.platform()},
-        "quick": args.quick, "wall_seconds": round(time.perf_counter() - t0, 1),
-        "settings": repr(WhisperSettings()), "tables": tables, "results": results,
-    }, ensure_ascii=False, indent=1))
-    tmp.rename(out)
+    results = evaluate(args.quick, langs, args.only, out)
+    for lang in results:
+        unit = "WER" if lang == "en" else "CER, katakana reading / written form"
+        print(f"\n{lang} ({unit})\n{table(results, lang)}")
     print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
 
 

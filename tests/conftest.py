@@ -13,7 +13,7 @@ os.environ.pop("WATCHME_DATABASE_URL", None)
 
 import dagster as dg  # noqa: E402
 import pytest  # noqa: E402
-from reliability import SHARED_PROCESS_MEMORY_MB  # noqa: E402
+from reliability import SHARED_PROCESS_MEMORY_MB, TEST_VOICES  # noqa: E402
 
 from watchme_pipeline.assets import build_assets  # noqa: E402
 from watchme_pipeline.checks import build_checks  # noqa: E402
@@ -92,7 +92,7 @@ def sample_bytes(tmp_path_factory) -> dict[str, bytes]:
     """The sample day (20 s recordings), generated once; tests copy it into their store."""
     root = tmp_path_factory.mktemp("sample")
     store = LocalAudioStore(root=str(root))
-    write_sample_day(store, DEVICE, DATE, seconds=20)
+    write_sample_day(store, DEVICE, DATE, seconds=20, voices=TEST_VOICES)
     return {o.key: store.read(o.key) for o in store.list_objects("files/")}
 
 

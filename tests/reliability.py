@@ -37,6 +37,9 @@ from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import parse_key
 
 DATE = "2025-07-18"
+# Tiny models need speech-like audio, not words: the cheap voices (the neural one is for the
+# real-weight tests and the demo).
+TEST_VOICES = ("espeak-ng", "synthetic")
 # In-process runs share one process (pytest's, or the campaign's) that keeps what earlier runs
 # loaded, so the run-process limit (WATCHME_MEMORY_MB) would count their memory too: it is
 # tested where a run has a process of its own (test_webserver_e2e, test_model_registry).
@@ -82,7 +85,7 @@ class World:
                 "settings": PipelineSettings(memory_mb=SHARED_PROCESS_MEMORY_MB)}
 
     def upload_day(self, device: str, date: str = DATE, seconds: float = 6) -> None:
-        day = write_sample_day(self.audio, device, date, seconds=seconds)
+        day = write_sample_day(self.audio, device, date, seconds=seconds, voices=TEST_VOICES)
         self.uploads[(device, date)] = {k for keys in day.keys.values() for k in keys}
 
     def run(self, device: str, date: str = DATE, **kwargs) -> dg.ExecuteInProcessResult:

@@ -69,9 +69,10 @@ def test_both_engines_give_silence_and_noise_empty_text(tiny_models, day_slots, 
     assert loaded.model_id == f"tiny-whisper{suffix}"
 
 
-def _decode(no_speech: float, logprob: float, ratio: float) -> SimpleNamespace:
+def _decode(no_speech: float, logprob: float, ratio: float, temperature: float = 0.0
+            ) -> SimpleNamespace:
     return SimpleNamespace(no_speech_prob=no_speech, avg_logprob=logprob,
-                           compression_ratio=ratio)
+                           compression_ratio=ratio, temperature=temperature)
 
 
 @pytest.mark.parametrize(("decode", "silence", "fallback", "kept"), [
@@ -80,6 +81,11 @@ def _decode(no_speech: float, logprob: float, ratio: float) -> SimpleNamespace:
     (_decode(0.1, -1.5, 1.2), False, True, True),  # low confidence speech: retried, kept
     (_decode(0.1, -0.3, 3.1), False, True, False),  # a loop: retried; dropped if it stays
     (_decode(0.1, -0.3, 1.6), False, False, True),  # ordinary speech
+    # After the last temperature: still low confidence is sampled nonsense (a TV through a
+    # wall: -2.7), dropped; confident text found by sampling is kept.
+    (_decode(0.59, -2.74, 1.5, 1.0), False, True, False),
+    (_decode(0.1, -0.6, 1.5, 1.0), False, False, True),
+    (_decode(0.1, -1.2, 1.5, 0.4), False, True, True),  # the fallback is not over yet
 ])
 def test_whisper_keep_rules(decode, silence, fallback, kept):
     s = WhisperSettings()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MODEL_CACHE, free_port
+from reliability import TEST_VOICES
 
 from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
 from watchme_pipeline.sample_data import write_sample_day
@@ -159,7 +160,7 @@ def latest_check(dagster: Dagster, asset: str, check: str, partition: str | None
 
 def test_backfill_checks_failures_and_lineage(dagster):
     for device, date in [(p.split("|")[1], p.split("|")[0]) for p in BACKFILL]:
-        write_sample_day(dagster.store, device, date, seconds=8)
+        write_sample_day(dagster.store, device, date, seconds=8, voices=TEST_VOICES)
     for device in ("dev-1", "dev-2"):
         add_device(dagster, device)
 
@@ -313,7 +314,7 @@ def test_device_days_through_the_run_queue(dagster):
     devices = [f"load-{i:02d}" for i in range((count + 1) // 2)]
     partitions = [(d, date) for d in devices for date in ("2025-07-21", "2025-07-22")][:count]
     for device, date in partitions:
-        write_sample_day(dagster.store, device, date, seconds=2)
+        write_sample_day(dagster.store, device, date, seconds=2, voices=TEST_VOICES)
     for device in devices:
         add_device(dagster, device)
     run_ids = []

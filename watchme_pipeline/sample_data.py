@@ -91,18 +91,21 @@ def _voice(index: int, rate: int, voices: tuple[str, ...], spoken: dict
     return resample_poly(voice, rate, vrate).astype(np.float32), engine
 
 
-def _speech(voices: list[np.ndarray], seconds: float, rate: int, rng: np.random.Generator
-            ) -> np.ndarray:
-    """A slot of faint room noise with the utterances said in turn, a few seconds apart
-    (those that fit)."""
+def _speech(index: int, voices: tuple[str, ...], spoken: dict, seconds: float, rate: int,
+            rng: np.random.Generator, utterances: int = 3) -> tuple[np.ndarray, str]:
+    """A slot of faint room noise with up to ``utterances`` sentences said in turn, a few
+    seconds apart, as many as fit (none is synthesized that would not)."""
     out = (rng.standard_normal(int(seconds * rate)) * 0.001).astype(np.float32)
-    pos = int(rate * 2)
-    for voice in voices:
+    pos, engine = int(rate * 2), "none"
+    for k in range(utterances):
+        if pos + rate >= len(out):
+            break
+        voice, engine = _voice(index + k, rate, voices, spoken)
         if pos + len(voice) >= len(out):
             break
         out[pos : pos + len(voice)] += 0.6 * voice / (np.abs(voice).max() + 1e-9)
         pos += len(voice) + int(rate * rng.uniform(2, 6))
-    return out
+    return out, engine
 
 
 def _noise(kind: int, seconds: float, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -147,9 +150,7 @@ def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: floa
         if slot == CORRUPT:
             data = b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(64)  # a truncated, broken header
         elif slot in SPEECH:
-            said = [_voice(i + k, rate, voices, spoken) for k in range(3)]
-            engine = said[0][1]
-            samples = _speech([v for v, _ in said], seconds, rate, rng)
+            samples, engine = _speech(i, voices, spoken, seconds, rate, rng)
             data = _wav(samples, rate, subtype, channels)
         elif slot in NOISE:
             data = _wav(_noise(i % 3, seconds, rate, rng), rate, subtype, channels)

@@ -30,13 +30,16 @@ transcripts_stage = ModelStage(
     model_settings=whisper_settings,
     compute=transcribe_slots,
     summarize=summarize,
-    version=f"1|{VadSettings()!r}",
+    # 2: faster-whisper decodes with timestamps (continues after an early end), and a decode
+    # still failing at the last temperature is dropped.
+    version=f"2|{VadSettings()!r}",
     preview_columns=("time_block", "transcription"),
     description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
     "openai-whisper). Silero VAD finds the speech; its segments are packed into windows of "
     "up to 30 s cut at pauses, so silence and noise are never decoded and no word is cut at "
     "a fixed seam. Whisper's own rules decide what is kept: a window is silence when its "
     "no-speech probability is high and its log probability low; a low-confidence or looping "
-    "decode is retried at higher temperatures; what still loops is dropped. Written to "
-    "`vibe_whisper`.",
+    "decode is retried at higher temperatures; what still loops or is still unsure after the "
+    "last one is dropped. faster-whisper decodes with timestamps, so a decode that ends "
+    "early is continued to the end of its window. Written to `vibe_whisper`.",
 )

@@ -6,7 +6,9 @@ a fixed seam and silence costs no model time. What is kept follows Whisper's ``t
 a window is silence when its no-speech probability is high *and* its average log probability
 low; a low-confidence or looping decode is decoded again at the next temperature rather than
 dropped; what still loops after the last temperature (compression ratio above 2.4) is
-dropped, and repeats are cleaned. The token bound is Whisper's own (224 new tokens).
+dropped, and so is what is still unsure there (our one rule beyond Whisper's: it is what
+sampling makes of non-speech); repeats are cleaned. The token bound is Whisper's own (224 new
+tokens). faster-whisper decodes with timestamps and beam 5 (``make eval``, README Accuracy).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ class WhisperSettings:
     compression_ratio_threshold: float = 2.4
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     sample_len: int = 224  # Whisper's own bound: half its 448-token context
-    # Beam search at temperature 0 (make eval: 4.3 vs 5.3 % kana CER on Japanese for ~45 %
-    # more model time); the fallback temperatures sample.
+    # faster-whisper's beam at temperature 0 (make eval: 4.3 vs 5.3 % kana CER on Japanese for
+    # ~45 % more model time); the fallback temperatures sample. openai-whisper decodes its
+    # batches greedily: its beam search fails on a batch (tensor sizes 15 vs 3 in attention).
     beam_size: int = 5
     batch_size: int = field(default=4, repr=False)  # windows decoded together (openai-whisper)
     # Sampling at temperature > 0 is seeded per window: the same audio gives the same text
@@ -77,8 +80,14 @@ def needs_fallback(result, s: WhisperSettings) -> bool:
 
 
 def keep(result, s: WhisperSettings) -> bool:
-    """After the fallback: silence is dropped, and so is a decode that still loops."""
-    return not is_silence(result, s) and (
+    """After the fallback: silence is dropped, and so is a decode that still fails at the last
+    temperature, by looping (Whisper's own rule) or by low confidence. Whisper's
+    ``transcribe`` keeps the latter; on non-speech that the VAD lets through (a TV through a
+    wall) it is sampled nonsense (make eval: average log probability -2.7 where speech in
+    noise is above -0.5), and speech is never only there."""
+    exhausted = (result.temperature or 0.0) >= s.temperatures[-1] and (
+        result.avg_logprob < s.logprob_threshold)
+    return not is_silence(result, s) and not exhausted and (
         result.compression_ratio <= s.compression_ratio_threshold)
 
 
@@ -152,7 +161,6 @@ def _decode_openai(model, windows: list[Window], settings: WhisperSettings
     def options(language: str | None, temperature: float) -> whisper.DecodingOptions:
         return whisper.DecodingOptions(
             task="transcribe", language=language, temperature=temperature,
-            beam_size=settings.beam_size if temperature == 0 else None,
             sample_len=settings.sample_len, without_timestamps=True, fp16=False)
 
     by_language: dict[str | None, list[Window]] = {}
