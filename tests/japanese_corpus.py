@@ -251,7 +251,12 @@ def reading(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).strip()
     if not text:
         return ""
-    nodes = pyopenjtalk.run_frontend(text, use_sudachi_kanji_yomi=False)
+    try:
+        nodes = pyopenjtalk.run_frontend(text, use_sudachi_kanji_yomi=False)
+    except ModuleNotFoundError:
+        # A kanji OpenJTalk does not know (Whisper writes some) is read by Sudachi, whose
+        # 190 MB dictionary the voice does not need: OpenJTalk's own reading then.
+        nodes = pyopenjtalk.run_frontend(text, use_vanilla=True)
     return _NOT_KATAKANA.sub("", "".join(n["pron"] for n in nodes))
 
 
