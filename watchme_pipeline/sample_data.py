@@ -151,7 +151,8 @@ def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: floa
         if slot == CORRUPT:
             data = b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(64)  # a truncated, broken header
         elif slot in SPEECH:
-            samples, engine = _speech(i, voices, spoken, seconds, rate, rng)
+            samples, said_by = _speech(i, voices, spoken, seconds, rate, rng)
+            engine = said_by if said_by != "none" else engine
             data = _wav(samples, rate, subtype, channels)
         elif slot in NOISE:
             data = _wav(_noise(i % 3, seconds, rate, rng), rate, subtype, channels)
