@@ -6,6 +6,7 @@ the sample partition, with their checks and the chart's numbers, through its Gra
 headless Chromium screenshot of the mood_chart partition page is kept in test-artifacts/.
 """
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -188,4 +189,26 @@ def test_make_dev_serves_the_ui_on_loopback_only(tmp_path, tiny_models):
         assert listening_addresses(3000) == {"127.0.0.1"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        # make can stop before what dagster dev started (its webserver, daemon and code
+        # servers, in process groups of their own): the rest of the session goes too, so
+        # nothing holds port 3000 or the instance for the tests after it.
+        kill_session(proc.pid)
+        proc.wait(timeout=30)
+        wait_for(lambda: not listening_addresses(3000), 30, "port 3000 still held")
+
+
+def kill_session(session_id: int) -> None:
+    """SIGKILL every process of a session (``start_new_session=True`` made it)."""
+    import os
+    import signal
+
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # field 6 of stat: the session id
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
