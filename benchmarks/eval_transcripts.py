@@ -84,7 +84,7 @@ def score_row(case, text: str, seconds: float) -> dict:
     elif case.lang == "ja":
         row["lost"] = ja_corpus.utterances_lost(case.references, text)
     else:
-        row["lost"] = int(en_corpus.lost(case.reference, text, "en"))
+        row["lost"] = int(en_corpus.lost(case.reference, text))
     return row
 
 
@@ -101,7 +101,7 @@ def summarize(rows: list[dict], lang: str) -> dict:
         entry = {"lost": sum(r["lost"] for r in sel),
                  "utterances": sum(r["utterances"] for r in sel), "cases": len(sel)}
         if lang == "en":
-            entry["wer"] = round(en_corpus.error_rate(refs, hyps, "en"), 4)
+            entry["wer"] = round(en_corpus.error_rate(refs, hyps), 4)
         else:
             entry["cer_reading"] = round(ja_corpus.cer(refs, hyps, "reading"), 4)
             entry["cer_written"] = round(ja_corpus.cer(refs, hyps, "written"), 4)

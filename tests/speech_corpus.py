@@ -253,33 +253,21 @@ def build_cases(quick: bool = False) -> list[Case]:
     return cases
 
 
-def normalize(text: str, lang: str) -> str:
-    """Whisper's own normalizers: English words; Japanese characters of the written form
-    (NFKC, punctuation and spaces removed)."""
-    import unicodedata
+def normalize(text: str) -> str:
+    """Whisper's own English normalizer (the words compared)."""
+    from whisper.normalizers import EnglishTextNormalizer
 
-    from whisper.normalizers import BasicTextNormalizer, EnglishTextNormalizer
-
-    if lang == "en":
-        return EnglishTextNormalizer()(text)
-    return "".join(BasicTextNormalizer()(unicodedata.normalize("NFKC", text)).split())
+    return EnglishTextNormalizer()(text)
 
 
-def error_rate(references: list[str], hypotheses: list[str], lang: str) -> float:
-    """Corpus-level WER (English) or CER (Japanese): edits over reference length."""
+def error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus-level WER: edits over reference length."""
     import jiwer
 
-    refs = [normalize(r, lang) for r in references]
-    hyps = [normalize(h, lang) for h in hypotheses]
-    measure = jiwer.wer if lang == "en" else jiwer.cer
-    return float(measure(refs, hyps))
+    return float(jiwer.wer([normalize(r) for r in references],
+                           [normalize(h) for h in hypotheses]))
 
 
-def units(text: str, lang: str) -> int:
-    norm = normalize(text, lang)
-    return len(norm.split()) if lang == "en" else len(norm)
-
-
-def lost(reference: str, hypothesis: str, lang: str) -> bool:
-    """An utterance is lost when under half its words (characters in Japanese) came out."""
-    return units(hypothesis, lang) < 0.5 * units(reference, lang)
+def lost(reference: str, hypothesis: str) -> bool:
+    """An utterance is lost when under half its words came out."""
+    return len(normalize(hypothesis).split()) < 0.5 * len(normalize(reference).split())
