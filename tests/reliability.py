@@ -597,10 +597,12 @@ def secrets_never_leak(root: Path, models: Path, days: int) -> Outcome:
     saved = {k: os.environ.get(k) for k in SECRETS}
     os.environ.update(SECRETS)
     try:
-        from watchme_pipeline.resources.audio_store import audio_store_from_url
-        store = audio_store_from_url("s3://nowhere-bucket/x", {
+        from watchme_pipeline.resources.audio_store import audio_store_for
+        from watchme_pipeline.settings import load_deployment
+        store = audio_store_for(load_deployment({
             "AWS_ACCESS_KEY_ID": "AKIAFAKE", "AWS_SECRET_ACCESS_KEY": SECRETS[
-                "AWS_SECRET_ACCESS_KEY"], "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"})
+                "AWS_SECRET_ACCESS_KEY"], "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+            "WATCHME_AUDIO_STORE": "s3://nowhere-bucket/x"}))
         world = new_world(root, models)
         world.upload_day("sec-0")
         assert world.run("sec-0").success

@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from watchme_pipeline.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +55,7 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
     versions = {a.key.to_user_string(): a.code_versions_by_key[a.key] for a in built.assets}
     assert all(versions.values()) and len(versions) == 6
     assert "tiny-whisper+faster-whisper-int8" in versions["transcripts"]
-    assert "tiny-events|" in versions["event_scores"]  # PyTorch: no runtime suffix
+    assert " tiny-events " in versions["event_scores"]  # PyTorch: no runtime suffix
     assert "language='en'" in versions["transcripts"]
     assert versions["mood_chart"].endswith("|local")
     # The old variable still works, and says it is old.
@@ -63,3 +65,26 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
     assert old.resources["settings"].memory_mb == 900
     with pytest.raises(ValueError, match="WATCHME_QUANTIZE"):
         build_definitions({**env, "WATCHME_QUANTIZE": "emotion"})
+
+
+def test_the_deployment_decides_the_result_store_once(tmp_path):
+    """Which store is active is decided in one place, and the deployment says it: with only
+    Supabase configured there is no SQL URL for `migrate` to touch by mistake."""
+    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.resources import SqlResultStore, SupabaseResultStore
+    from watchme_pipeline.settings import load_deployment
+
+    base = {"WATCHME_DATA_DIR": str(tmp_path)}
+    sqlite = load_deployment(base)
+    assert sqlite.result_backend == "sql"
+    assert sqlite.database_url == f"sqlite:///{tmp_path / 'watchme.db'}"
+    rest = load_deployment({**base, "SUPABASE_URL": "http://127.0.0.1:9",
+                            "SUPABASE_KEY": "service-role-secret"})
+    assert (rest.result_backend, rest.database_url) == ("supabase", None)
+    assert "service-role-secret" not in repr(rest)
+    store = build_resources(rest)["result_store"]
+    assert isinstance(store, SupabaseResultStore) and isinstance(store.key, dg.EnvVar)
+    both = load_deployment({**base, "SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_KEY": "k",
+                            "WATCHME_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1/w"})
+    assert (both.result_backend, both.supabase_url) == ("sql", None)  # the URL wins
+    assert isinstance(build_resources(both)["result_store"], SqlResultStore)

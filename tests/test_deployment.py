@@ -19,17 +19,22 @@ from dagster_k8s.job import (
 )
 
 from watchme_pipeline.definitions import defs, device_day_job_from_env
-from watchme_pipeline.deployment import K8S_EXECUTOR_CONFIG, POD_MEMORY, executor_from_env
+from watchme_pipeline.deployment import K8S_EXECUTOR_CONFIG, POD_MEMORY, executor_for
+from watchme_pipeline.settings import load_deployment
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_executor_profiles_are_configuration():
-    assert executor_from_env({}).name == "in_process"
-    assert executor_from_env({"WATCHME_DEPLOYMENT": "multiprocess"}).name == "multiprocess"
-    assert executor_from_env({"WATCHME_DEPLOYMENT": "k8s"}).name == "k8s"
-    with pytest.raises(ValueError, match="use local, multiprocess or k8s"):
-        executor_from_env({"WATCHME_DEPLOYMENT": "celery"})
+    def executor(kind: str | None) -> dg.ExecutorDefinition:
+        return executor_for(load_deployment({"WATCHME_DEPLOYMENT": kind} if kind else {}))
+
+    assert executor(None).name == "in_process"
+    assert executor("multiprocess").name == "multiprocess"
+    assert executor("k8s").name == "k8s"
+    with pytest.raises(ValueError, match="WATCHME_DEPLOYMENT='celery': use one of local, "
+                       "multiprocess, k8s"):
+        executor("celery")
 
 
 def test_k8s_executor_config_validates_against_dagster_k8s():

@@ -22,10 +22,10 @@ class FakeRegistry(ModelRegistry):
     def runtime_mb(self, kind: str) -> float:
         return 0.0
 
-    def _source(self, kind: str) -> str:
+    def source(self, kind: str) -> str:
         return f"fake-{kind}"
 
-    def _load(self, kind, source):
+    def load_model(self, kind):
         return object(), None
 
 
@@ -88,10 +88,12 @@ def test_unloading_returns_the_memory(tmp_path):
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
 
+        class PlainLoad(ModelRegistry):
+            def load_model(self, kind):
+                return Wav2Vec2ForSequenceClassification.from_pretrained(self.source(kind)), None
+
         path = {str(tmp_path / "w2v")!r}
-        registry = ModelRegistry(profile="standard", emotion_model=path, cache_dir=path)
-        registry._load = lambda kind, source: (
-            Wav2Vec2ForSequenceClassification.from_pretrained(source), None)
+        registry = PlainLoad(profile="standard", emotion_model=path, cache_dir=path)
         base = rss_mb()
         model = registry.get("emotion").model
         with torch.inference_mode():  # touch every weight, as a real step does

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
+from watchme_pipeline.models.catalog import WHISPER_ENGINES
 from watchme_pipeline.models.transcribe import (
     WhisperSettings,
     is_silence,
@@ -17,8 +18,8 @@ from watchme_pipeline.models.transcribe import (
     transcribe,
 )
 from watchme_pipeline.resources import ModelRegistry
-from watchme_pipeline.resources.model_registry import WHISPER_ENGINES
 from watchme_pipeline.sample_data import _noise, _speech
+from watchme_pipeline.settings import load_deployment
 
 
 def audio(samples: np.ndarray, kind: str) -> DecodedAudio:
@@ -94,9 +95,10 @@ def test_whisper_keep_rules(decode, silence, fallback, kept):
 
 def test_unknown_engine_is_refused_naming_the_variable(tiny_models):
     registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models), whisper_engine="vosk")
-    with pytest.raises(ValueError, match="unknown Whisper engine 'vosk' "
-                                         r"\(WATCHME_WHISPER_ENGINE\)"):
+    with pytest.raises(ValueError, match="WATCHME_WHISPER_ENGINE='vosk': expected one of"):
         registry.get("whisper")
+    with pytest.raises(ValueError, match="WATCHME_WHISPER_ENGINE='vosk'"):  # at load, too
+        load_deployment({"WATCHME_WHISPER_ENGINE": "vosk"})
 
 
 def test_faster_whisper_int8_is_estimated_at_a_quarter():

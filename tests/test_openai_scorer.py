@@ -8,9 +8,10 @@ import dagster as dg
 import pytest
 from conftest import DATE, DEVICE, materialize_day
 
-from watchme_pipeline.resources import OpenAIMoodScorer, mood_scorer_from_env
+from watchme_pipeline.resources import OpenAIMoodScorer, mood_scorer_for
 from watchme_pipeline.sample_data import CORRUPT, MISSING
 from watchme_pipeline.scoring import TIME_POINTS
+from watchme_pipeline.settings import load_deployment
 from watchme_pipeline.slots import SLOTS
 
 API_KEY = "sk-test-DO-NOT-LEAK-4242"
@@ -68,14 +69,14 @@ def good_reply(score: int = 150) -> str:
 
 
 def test_selected_by_environment():
-    scorer = mood_scorer_from_env({"WATCHME_MOOD_SCORER": "openai", "WATCHME_LLM_MODEL": "m1",
-                                   "OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
-                                   "OPENAI_API_KEY": API_KEY})
+    scorer = mood_scorer_for(load_deployment({
+        "WATCHME_MOOD_SCORER": "openai", "WATCHME_LLM_MODEL": "m1",
+        "OPENAI_BASE_URL": "http://127.0.0.1:1/v1", "OPENAI_API_KEY": API_KEY}))
     assert isinstance(scorer, OpenAIMoodScorer) and scorer.model == "m1"
     assert isinstance(scorer.api_key, dg.EnvVar) and API_KEY not in repr(scorer)
-    assert mood_scorer_from_env({}).name() == "local"
-    with pytest.raises(ValueError, match="use 'local' or 'openai'"):
-        mood_scorer_from_env({"WATCHME_MOOD_SCORER": "gpt"})
+    assert mood_scorer_for(load_deployment({})).name() == "local"
+    with pytest.raises(ValueError, match="WATCHME_MOOD_SCORER='gpt': use one of local, openai"):
+        load_deployment({"WATCHME_MOOD_SCORER": "gpt"})
 
 
 def test_request_shape_and_retries_on_429_and_500(chat):

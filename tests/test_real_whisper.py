@@ -21,6 +21,7 @@ import pytest
 from speech_corpus import Case, build_cases, error_rate, espeak_available, lost
 
 from watchme_pipeline.audio import decode
+from watchme_pipeline.models.catalog import WHISPER_ENGINES
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.models.weights import (
     SHA256,
@@ -31,17 +32,17 @@ from watchme_pipeline.models.weights import (
     verify_ct2_folder,
 )
 from watchme_pipeline.resources import ModelRegistry
-from watchme_pipeline.resources.model_registry import WHISPER_ENGINES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where `make weights` keeps them, so a `make weights` before `make test` is reused.
 WEIGHTS_CACHE = ROOT / "data" / "models"
 # Upper bounds (English WER), from `make eval` with margin: 2-3 % hard, 4-6 % clean.
 MAX_WER = {"hard": 0.10, "clean": 0.12}
-# Upper bounds of the Japanese quick set's CER on the katakana reading, per case group: make
-# eval's groups on the default engine (apart 5.3, seam 0.0, continuous 3.9, noise 6.8 %) with
-# margin; the quick set holds the easier apart slots (0.0 % here on both engines).
-MAX_CER_JA = {"apart": 0.06, "seam": 0.06, "continuous": 0.10, "noise": 0.12}
+# Upper bounds of the Japanese quick set's CER on the katakana reading, per case group, with
+# margin over `make eval --quick --lang ja` (the voice seeded, so every machine hears the same
+# audio): apart 0.0, seam 0.0, continuous 3.1 %; the quick noise slot (pink noise at 5 dB
+# SNR) 17.9 %, the same for the bare model with beam 5 and greedy.
+MAX_CER_JA = {"apart": 0.06, "seam": 0.06, "continuous": 0.10, "noise": 0.22}
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +108,7 @@ def test_registry_uses_the_cached_weights_for_base(whisper_base):
                          ("faster-whisper", whisper_base.ct2_dir)):
         registry = ModelRegistry(profile="standard", cache_dir=str(WEIGHTS_CACHE),
                                  whisper_engine=engine)
-        assert registry._source("whisper") == str(path)
+        assert registry.source("whisper") == str(path)
     assert registry.model_id("whisper") == "base+faster-whisper-int8"
 
 

@@ -6,16 +6,21 @@ import dagster as dg
 import pytest
 from conftest import ALL_ASSETS, DATE, DEVICE, tick
 
-from watchme_pipeline.resources import LocalAudioStore, S3AudioStore, audio_store_from_url
+from watchme_pipeline.resources import LocalAudioStore, S3AudioStore, audio_store_for
 from watchme_pipeline.sample_data import CORRUPT, MISSING
+from watchme_pipeline.settings import load_deployment
 from watchme_pipeline.slots import SLOTS
 
 
 def test_store_selection_is_configuration_only(monkeypatch):
-    assert isinstance(audio_store_from_url("/tmp/x", {}), LocalAudioStore)
+    assert isinstance(audio_store_for(load_deployment({"WATCHME_AUDIO_STORE": "/tmp/x"})),
+                      LocalAudioStore)
     env = {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "AWS_REGION": "ap-northeast-1",
-           "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
-    store = audio_store_from_url("s3://watchme-audio/prod/v1", env)
+           "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+           "WATCHME_AUDIO_STORE": "s3://watchme-audio/prod/v1"}
+    deployment = load_deployment(env)
+    assert "s3cr3t" not in repr(deployment)  # the deployment notes that a secret is set
+    store = audio_store_for(deployment)
     assert isinstance(store, S3AudioStore)
     assert (store.bucket, store.prefix) == ("watchme-audio", "prod/v1")
     assert store.s3.endpoint_url == "http://127.0.0.1:9"
@@ -24,7 +29,7 @@ def test_store_selection_is_configuration_only(monkeypatch):
     assert isinstance(store.s3.aws_secret_access_key, dg.EnvVar)
     assert "s3cr3t" not in repr(store) and "s3cr3t" not in store.describe()
     with pytest.raises(ValueError, match="no bucket"):
-        audio_store_from_url("s3:///x", {})
+        load_deployment({"WATCHME_AUDIO_STORE": "s3:///x"})
 
 
 def test_both_layouts_round_trip_and_list(s3_store):

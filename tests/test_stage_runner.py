@@ -1,6 +1,7 @@
 """The plain functions under the assets, without Dagster: the stage runner, finding
 recordings, the validated scoring call, and emotion's chunking of the speech segments."""
 
+import dataclasses
 import io
 import logging
 import types
@@ -12,6 +13,7 @@ import soundfile as sf
 
 from watchme_pipeline.assets.mood_chart import NoValidReply, score_validated
 from watchme_pipeline.assets.raw_audio import UnknownDevice, find_recordings
+from watchme_pipeline.assets.transcripts import transcripts_stage
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
 from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
 from watchme_pipeline.partitions import DeviceDay
@@ -43,14 +45,19 @@ class StubRegistry(ModelRegistry):
     def model_id(self, kind: str) -> str:
         return self.ids[kind]
 
-    def _load(self, kind, source):
+    def load_model(self, kind):
         return f"model:{self.ids[kind]}", None
 
-    def _source(self, kind):
+    def source(self, kind):
         return "stub"
 
     def estimate_mb(self, kind):
         return 1.0
+
+    def held_mb(self) -> float:
+        # What the stubs hold, not this process's RSS: tests before these may have loaded
+        # real Whisper into the same pytest process.
+        return float(len(self._loaded))
 
 
 def duration_stage(calls: list) -> ModelStage:
@@ -97,35 +104,66 @@ def test_the_runner_computes_what_is_missing_and_redoes_another_models_rows(day)
     stage = duration_stage(calls)
     settings = PipelineSettings()
     old = StubRegistry(ids={"whisper": "model-a"})
-    figures = run_model_stage(stage, DAY, audio_store=audio, result_store=store, registry=old,
-                              settings=settings, log=LOG)
+    first = run_model_stage(stage, DAY, audio_store=audio, result_store=store, registry=old,
+                            settings=settings, log=LOG)
     assert calls == [["07-00", "07-30", "08-30"]]
+    figures = first.figures()
     assert (figures["slots_found"], figures["slots_processed"], figures["slots_skipped"],
             figures["slots_failed"]) == (4, 3, 0, 1)
     assert "08-00" in figures["failed_slots"] and figures["model_loaded"] is True
+    assert figures["maker"] == "transcripts v1 model-a EmotionSettings(min_voiced_s=1.0, " \
+        "chunk_s=5.0)"
     rows = store.read("vibe_whisper", "dev-1", "2025-07-18").set_index("time_block")
     assert rows.transcription.to_dict() == {"07-00": "3s by model:model-a",
                                             "07-30": "5s by model:model-a",
                                             "08-30": "4s by model:model-a"}  # the later file
-    assert set(rows.model) == {"model-a"}
+    assert set(rows.model) == {"model-a"} and set(rows.maker) == {figures["maker"]}
+    assert first.rows.time_block.tolist() == ["07-00", "07-30", "08-30"]
     # Again with the same model: nothing to do, no model loaded.
     again = run_model_stage(stage, DAY, audio_store=audio, result_store=store,
                             registry=StubRegistry(ids={"whisper": "model-a"}),
                             settings=settings, log=LOG)
-    assert (again["slots_processed"], again["slots_skipped"], again["model_loaded"]) == (
-        0, 3, False)
+    assert (again.slots_processed, again.slots_skipped, again.model_loaded) == (0, 3, False)
     # Another model: every completed slot is redone, without `recompute`.
     new = run_model_stage(stage, DAY, audio_store=audio, result_store=store,
                           registry=StubRegistry(ids={"whisper": "model-b"}),
                           settings=settings, log=LOG)
-    assert new["slots_processed"] == 3
+    assert new.slots_processed == 3
     assert set(store.read("vibe_whisper", "dev-1", "2025-07-18").model) == {"model-b"}
     # recompute: everything, by request.
     forced = run_model_stage(stage, DAY, audio_store=audio, result_store=store,
                              registry=StubRegistry(ids={"whisper": "model-b"}),
                              settings=PipelineSettings(recompute=True), log=LOG)
-    assert forced["slots_processed"] == 3
+    assert forced.slots_processed == 3
     assert len(calls) == 3
+
+
+def test_a_run_with_another_language_redoes_its_slots_and_batch_sizes_do_not(day):
+    """The maker holds the settings that change a stage's output: another language redoes
+    every slot; a batch size or memory limit (which must not change results) redoes none."""
+    audio, store = day
+    find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
+    calls: list = []
+    stage = dataclasses.replace(duration_stage(calls),
+                                model_settings=transcripts_stage.model_settings)
+    registry = StubRegistry(ids={"whisper": "model-a"})
+
+    def run(**settings):
+        return run_model_stage(stage, DAY, audio_store=audio, result_store=store,
+                               registry=registry, settings=PipelineSettings(**settings), log=LOG)
+
+    ja = run()
+    assert ja.slots_processed == 3 and "language='ja'" in ja.maker
+    for same in ({"whisper_batch_size": 1}, {"memory_mb": 3000}, {"whisper_batch_size": 3}):
+        outcome = run(**same)
+        assert (outcome.slots_processed, outcome.maker) == (0, ja.maker), same
+    en = run(language="en")
+    assert en.slots_processed == 3 and "language='en'" in en.maker
+    assert set(store.read("vibe_whisper", "dev-1", "2025-07-18").maker) == {en.maker}
+    back = run()
+    assert back.slots_processed == 3
+    assert set(store.read("vibe_whisper", "dev-1", "2025-07-18").maker) == {ja.maker}
+    assert [len(c) for c in calls] == [3, 3, 3]
 
 
 def test_a_model_error_fails_its_slots_with_the_reason_and_is_raised(day):
@@ -141,9 +179,8 @@ def test_a_model_error_fails_its_slots_with_the_reason_and_is_raised(day):
         run_model_stage(stage, DAY, audio_store=audio, result_store=store,
                         registry=StubRegistry(ids={"whisper": "m"}), settings=PipelineSettings(),
                         log=LOG)
-    files = store.read("audio_files", "dev-1", "2025-07-18")
-    current = files[files.transcriptions_status != "superseded"]
-    assert set(current.transcriptions_status) == {"failed"}
+    current = store.current_recordings("dev-1", "2025-07-18")
+    assert len(current) == 4 and set(current.transcriptions_status) == {"failed"}
     assert "transcripts: RuntimeError: out of cheese" in set(current.error)
 
 

@@ -28,10 +28,10 @@ def chart_url(device: str, date: str) -> str:
 
 def print_setup(resources: dict) -> None:
     """First thing a newcomer sees: which model each stage uses, and where things are kept."""
-    from watchme_pipeline.stages import MODEL_STAGES
+    from watchme_pipeline.stages import MODEL_STAGE_SPECS
 
     registry = resources["model_registry"]
-    for stage in MODEL_STAGES:
+    for stage in MODEL_STAGE_SPECS:
         kind = stage.model_kind
         stand_in = registry.is_stand_in(kind)
         print(f"{stage.asset:15} {registry.model_id(kind)}"
@@ -49,8 +49,10 @@ def standard_models_available() -> bool:
     try:
         from huggingface_hub import HfApi, try_to_load_from_cache
 
-        ids = [os.environ.get("WATCHME_EVENT_MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593"),
-               os.environ.get("WATCHME_EMOTION_MODEL", "superb/wav2vec2-base-superb-er")]
+        from watchme_pipeline.settings import load_deployment
+
+        models = load_deployment(os.environ).models
+        ids = [models.event_model, models.emotion_model]
         if all(isinstance(try_to_load_from_cache(i, "config.json"), str) for i in ids):
             return True
         HfApi().model_info(ids[0], timeout=5)
@@ -78,11 +80,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from watchme_pipeline.settings import load_deployment
     from watchme_pipeline.slots import validate_date, validate_device_id
 
-    settings = load_deployment(os.environ)
-    args.date = args.date or yesterday(settings.timezone)
+    deployment = load_deployment(os.environ)
+    args.date = args.date or yesterday(deployment.timezone)
     validate_device_id(args.device)
     validate_date(args.date)
-    root = args.store or settings.audio_store
+    root = args.store or deployment.audio_store
     day = write_sample_day(LocalAudioStore(root=root), args.device, args.date, args.seconds)
     n = sum(len(v) for v in day.keys.values())
     print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
@@ -98,7 +100,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         choose_profile()
         from watchme_pipeline.definitions import build_resources
 
-        print_setup(build_resources(os.environ))
+        print_setup(build_resources(load_deployment(os.environ)))
         print(f"the sample day's mood chart (after `make demo`, or Materialize in the UI): "
               f"{chart_url(args.device, args.date)}")
 
@@ -110,20 +112,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     transformers_logging.disable_progress_bar()  # building/loading bars say nothing here
 
-    from watchme_pipeline.definitions import build_definitions, build_resources
+    from watchme_pipeline.definitions import build_definitions
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore
     from watchme_pipeline.sample_data import write_sample_day
     from watchme_pipeline.settings import load_deployment
-    from watchme_pipeline.stages import MODEL_STAGES, MOOD_CHART, VIBE_PROMPT
+    from watchme_pipeline.stages import MODEL_STAGE_SPECS, MOOD_CHART, VIBE_PROMPT
 
-    settings = load_deployment(os.environ)
-    args.date = args.date or yesterday(settings.timezone)
+    deployment = load_deployment(os.environ)
+    args.date = args.date or yesterday(deployment.timezone)
     defs = build_definitions(os.environ)
-    resources = build_resources(os.environ)
+    resources = defs.resources  # the code location's own, built once
     print_setup(resources)
     t0 = time.perf_counter()
-    write_sample_day(LocalAudioStore(root=settings.audio_store), args.device, args.date,
+    write_sample_day(LocalAudioStore(root=deployment.audio_store), args.device, args.date,
                      args.seconds)
     print(f"sample day {args.date} of {args.device} written in {time.perf_counter() - t0:.1f}s "
           f"(12-30 is broken on purpose: it shows how one bad file fails only its slot)")
@@ -152,10 +154,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
             sys.exit(1)
         processed = {
             stage.asset: result.asset_materializations_for_node(stage.asset)[0].metadata[
-                "slots_processed"].value for stage in MODEL_STAGES}
+                "slots_processed"].value for stage in MODEL_STAGE_SPECS}
     store = resources["result_store"]
-    chart = store.read(MOOD_CHART.table, args.device, args.date).iloc[0]
-    prompt = store.read(VIBE_PROMPT.table, args.device, args.date).iloc[0]
+    chart = store.stage_rows(MOOD_CHART, args.device, args.date).iloc[0]
+    prompt = store.stage_rows(VIBE_PROMPT, args.device, args.date).iloc[0]
     print_day_table(prompt["slots"], chart["vibe_scores"])
     print(f"average {chart['average_score']}  positive {chart['positive_hours']} h  "
           f"negative {chart['negative_hours']} h  neutral {chart['neutral_hours']} h")
@@ -170,12 +172,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_migrate(args: argparse.Namespace) -> None:
     import sqlalchemy as sa
 
-    from watchme_pipeline.migrations import migrate
+    from watchme_pipeline.migrations import migrate, migration_files
     from watchme_pipeline.settings import load_deployment
 
-    url = args.url or load_deployment(os.environ).database_url
+    deployment = load_deployment(os.environ)
+    url = args.url or deployment.database_url
+    if url is None:  # the configured store is Supabase REST: no SQL reaches it from here
+        print(f"the result store is Supabase REST ({deployment.supabase_url}), which cannot "
+              "run migrations. Apply these files in order in the Supabase SQL editor, or run "
+              "this command with --url set to the project's Postgres connection string: "
+              + ", ".join(p.name for p in migration_files()), file=sys.stderr)
+        sys.exit(2)
     engine = sa.create_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
+    print(f"migrating {shown} ({engine.dialect.name}): "
+          f"{'--url' if args.url else 'the configured result store'}")
     done = migrate(engine)
     for line in done:
         print(line)

@@ -5,7 +5,6 @@ backfill run) and reports each partition's figures in its metadata.
 """
 
 import dagster as dg
-import pandas as pd
 
 from watchme_pipeline.assets.common import device_days
 from watchme_pipeline.resources import ResultStore
@@ -15,16 +14,12 @@ from watchme_pipeline.stages import MOOD_CHART, RAW_AUDIO, STATUS_NAMES
 FAILED_SLOTS_WARN = 0.10  # warn when more than 10 % of a day's recordings fail
 
 
-def _current(files: pd.DataFrame) -> pd.DataFrame:
-    return files[files.transcriptions_status != "superseded"]
-
-
 def failed_slots_below_threshold(context: dg.AssetCheckExecutionContext,
                                  result_store: ResultStore) -> dg.AssetCheckResult:
     per_day, worst = {}, (dg.AssetCheckSeverity.WARN, True)
     for key, day in device_days(context):
-        files = _current(result_store.read("audio_files", day.device_id, day.date))
-        failed = files[files.decodes.isin([False, 0])]
+        files = result_store.current_recordings(day.device_id, day.date)
+        failed = files[~files.decodes]
         per_day[key] = {"recordings": len(files), "failed": len(failed),
                         "reasons": dict(zip(failed.time_block, failed.error))}
         if len(files) and len(failed) == len(files):
@@ -39,7 +34,7 @@ def no_slot_left_pending(context: dg.AssetCheckExecutionContext,
                          result_store: ResultStore) -> dg.AssetCheckResult:
     stuck = {}
     for key, day in device_days(context):
-        files = result_store.read("audio_files", day.device_id, day.date)
+        files = result_store.recordings(day.device_id, day.date)
         for stage in STATUS_NAMES:
             bad = files[files[f"{stage}_status"].isin(["pending", "processing"])]
             if len(bad):
@@ -51,13 +46,13 @@ def scores_valid(context: dg.AssetCheckExecutionContext,
                  result_store: ResultStore) -> dg.AssetCheckResult:
     problems: dict[str, str] = {}
     for key, day in device_days(context):
-        rows = result_store.read(MOOD_CHART.table, day.device_id, day.date)
+        rows = result_store.stage_rows(MOOD_CHART, day.device_id, day.date)
         if rows.empty:
             problems[key] = "no vibe_whisper_summary row"
             continue
         scores = rows.iloc[0].vibe_scores
-        files = _current(result_store.read("audio_files", day.device_id, day.date))
-        usable = set(files[files.decodes.isin([True, 1])].time_block)
+        files = result_store.current_recordings(day.device_id, day.date)
+        usable = set(files[files.decodes].time_block)
         if len(scores) != len(SLOTS):
             problems[key] = f"{len(scores)} time points, expected 48"
         elif any(s is not None and not (isinstance(s, int) and -100 <= s <= 100)

@@ -19,12 +19,11 @@ from watchme_pipeline.stages import EMOTION_SCORES, EVENT_SCORES, TRANSCRIPTS
 
 def slot_summaries(store: ResultStore, day: DeviceDay) -> list[SlotSummary]:
     """One SlotSummary per slot of the day, from audio_files and the three stage tables."""
-    files = store.read("audio_files", day.device_id, day.date)
-    current = {r.time_block: r for r in files.itertuples()
-               if r.transcriptions_status != "superseded"}
-    text_rows = store.read(TRANSCRIPTS.table, day.device_id, day.date)
-    event_rows = store.read(EVENT_SCORES.table, day.device_id, day.date)
-    emotion_rows = store.read(EMOTION_SCORES.table, day.device_id, day.date)
+    current = {r.time_block: r for r in
+               store.current_recordings(day.device_id, day.date).itertuples()}
+    text_rows = store.stage_rows(TRANSCRIPTS, day.device_id, day.date)
+    event_rows = store.stage_rows(EVENT_SCORES, day.device_id, day.date)
+    emotion_rows = store.stage_rows(EMOTION_SCORES, day.device_id, day.date)
     text = dict(zip(text_rows.time_block, text_rows.transcription))
     events = dict(zip(event_rows.time_block, event_rows.top_events))
     emotions = {}
@@ -35,7 +34,7 @@ def slot_summaries(store: ResultStore, day: DeviceDay) -> list[SlotSummary]:
     out = []
     for slot in SLOTS:
         rec = current.get(slot)
-        decodes = rec is not None and bool(rec.decodes)
+        decodes = rec is not None and rec.decodes
         out.append(SlotSummary(
             slot=slot,
             recorded=decodes,

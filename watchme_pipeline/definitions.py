@@ -1,8 +1,8 @@
 """The code location: one Definitions object, assembled from the environment.
 
-This is the only module that reads the environment: the deployment (stores, partitions,
-models) and the run settings become resources here, and everything below gets them from
-Dagster.
+This is the only module that reads the environment: ``settings.load_deployment`` parses it
+once into a typed ``Deployment``, the builders below make the resources from that, and
+everything below gets them from Dagster.
 """
 
 from __future__ import annotations
@@ -14,30 +14,29 @@ import dagster as dg
 
 from watchme_pipeline.assets import build_assets
 from watchme_pipeline.checks import build_checks
-from watchme_pipeline.deployment import executor_from_env
+from watchme_pipeline.deployment import executor_for
 from watchme_pipeline.partitions import build_partitions
 from watchme_pipeline.resources import (
     SqlResultStore,
-    audio_store_from_url,
-    mood_scorer_from_env,
-    result_store_from_env,
+    audio_store_for,
+    mood_scorer_for,
+    result_store_for,
 )
-from watchme_pipeline.resources.model_registry import model_registry_from_env
+from watchme_pipeline.resources.model_registry import model_registry_for
 from watchme_pipeline.sensors import build_new_audio_sensor, record_failed_runs
-from watchme_pipeline.settings import load_deployment, settings_from_env
+from watchme_pipeline.settings import Deployment, load_deployment, run_settings
 
 JOB_NAME = "device_day_job"
 
 
-def build_resources(env: Mapping[str, str]) -> dict:
-    deployment = load_deployment(env)
+def build_resources(deployment: Deployment) -> dict:
+    """The resources every asset, check and sensor gets, for this deployment."""
     return {
-        "audio_store": audio_store_from_url(deployment.audio_store, env),
-        "result_store": result_store_from_env(env, deployment.database_url),
-        "model_registry": model_registry_from_env(env, deployment.model_profile,
-                                                  str(deployment.model_cache)),
-        "mood_scorer": mood_scorer_from_env(env),
-        "settings": settings_from_env(env),
+        "audio_store": audio_store_for(deployment),
+        "result_store": result_store_for(deployment),
+        "model_registry": model_registry_for(deployment),
+        "mood_scorer": mood_scorer_for(deployment),
+        "settings": run_settings(deployment),
     }
 
 
@@ -75,7 +74,7 @@ def configured_assets(assets: list[dg.AssetsDefinition], resources: dict) -> lis
 def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     """Everything the code location serves, for this environment."""
     deployment = load_deployment(env)
-    resources = build_resources(env)
+    resources = build_resources(deployment)
     partitions = build_partitions(deployment.timezone, deployment.start_date)
     assets = build_assets(partitions, resources["model_registry"], resources["settings"],
                           resources["mood_scorer"].name())
@@ -98,7 +97,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         resources=resources,
         # In-process by default: the steps of a run share one process and its models.
         # WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
-        executor=executor_from_env(env),
+        executor=executor_for(deployment),
     )
 
 

@@ -9,16 +9,15 @@
 * ``k8s``: dagster-k8s's ``k8s_job_executor``, one Kubernetes job per step, each pod sized by
   the ``dagster-k8s/config`` tags below (from the benchmark's measured peaks).
 
-Steps share nothing but the audio store and the result store (see ``ResultStoreIOManager``), so
-any executor gives the same rows.
+Steps share nothing but the audio store and the result store (each asset writes its tables and
+the next reads them: ``day_tables.py``), so any executor gives the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import dagster as dg
 
+from watchme_pipeline.settings import Deployment
 from watchme_pipeline.stages import ALL_STAGES, StageSpec
 
 # Memory per step pod: each stage's ``pod_memory`` (stages.py), from the measured peak RSS of
@@ -48,14 +47,12 @@ K8S_EXECUTOR_CONFIG = {
 }
 
 
-def executor_from_env(env: Mapping[str, str]) -> dg.ExecutorDefinition:
-    kind = env.get("WATCHME_DEPLOYMENT", "local")
-    if kind == "local":
-        return dg.in_process_executor
-    if kind == "multiprocess":
+def executor_for(deployment: Deployment) -> dg.ExecutorDefinition:
+    """WATCHME_DEPLOYMENT: local (in-process), multiprocess or k8s."""
+    if deployment.executor == "multiprocess":
         return dg.multiprocess_executor.configured({"max_concurrent": 2})
-    if kind == "k8s":
+    if deployment.executor == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor.configured(K8S_EXECUTOR_CONFIG)
-    raise ValueError(f"WATCHME_DEPLOYMENT={kind!r}: use local, multiprocess or k8s")
+    return dg.in_process_executor

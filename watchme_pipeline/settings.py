@@ -1,23 +1,30 @@
-"""Settings: what a deployment fixes at load, and what a run may change (a resource).
-
-Both are built once, in ``definitions.py``, from the environment; nothing below it reads
-``os.environ``.
+"""Configuration, parsed in one place: the environment becomes one typed ``Deployment``
+(``load_deployment``), and the builders (``definitions.build_resources``) make resources from
+it. Nothing else reads the environment. What a run may change is ``PipelineSettings``, a
+resource whose defaults come from the deployment.
 
 | variable | default | what it chooses |
 |---|---|---|
 | WATCHME_DATA_DIR | ./data | where the embedded defaults keep their files |
-| WATCHME_AUDIO_STORE | {data}/audio | the audio store: a local folder |
-| WATCHME_DATABASE_URL | sqlite:///{data}/watchme.db | the result store |
+| WATCHME_AUDIO_STORE | {data}/audio | the audio store: a local folder, or s3://bucket/prefix |
+| AWS_REGION, AWS_ENDPOINT_URL_S3 | (boto3's) | the S3 store's region and endpoint |
+| WATCHME_DATABASE_URL | sqlite:///{data}/watchme.db | the result store (a SQLAlchemy URL) |
+| SUPABASE_URL + SUPABASE_KEY | (none) | Supabase REST, when WATCHME_DATABASE_URL is unset |
 | WATCHME_TIMEZONE | Asia/Tokyo | the devices' local day |
 | WATCHME_START_DATE | 2025-01-01 | the first daily partition |
 | WATCHME_MODEL_PROFILE | standard | standard checkpoints by id, or tiny random-weight models |
-| WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL | see ModelRegistry | id or path |
-| WATCHME_MEMORY_MB | 2000 | what the run process may hold (WATCHME_MODEL_MEMORY_MB: old name) |
+| WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL | models/catalog.py | id or path |
 | WATCHME_WHISPER_ENGINE | faster-whisper | or openai-whisper (batched) |
 | WATCHME_EVENT_RUNTIME | pytorch | or onnxruntime (AST exported once, checked against PyTorch) |
 | WATCHME_QUANTIZE | (none) | `events`: AST on ONNX Runtime int8, weights per channel |
+| WATCHME_MEMORY_MB | 2000 | what the run process may hold (WATCHME_MODEL_MEMORY_MB: old name) |
 | WATCHME_LANGUAGE | ja | transcription language (a Whisper code; 'auto' detects) |
 | WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
+| WATCHME_MOOD_SCORER | local | or openai (WATCHME_LLM_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY) |
+| WATCHME_DEPLOYMENT | local | the executor: local, multiprocess or k8s (deployment.py) |
+
+Secrets (AWS keys, SUPABASE_KEY, OPENAI_API_KEY) are never read into the deployment: it only
+notes that they are set, and the builders hand them on as ``dg.EnvVar``.
 """
 
 from __future__ import annotations
@@ -31,27 +38,53 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
+from watchme_pipeline.models.catalog import (
+    DEFAULT_EVENT_RUNTIME,
+    DEFAULT_MODELS,
+    DEFAULT_WHISPER_ENGINE,
+    ModelChoice,
+)
+
 DEFAULT_MEMORY_MB = 2000
+
+
+AWS_SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+EXECUTORS = ("local", "multiprocess", "k8s")
+MOOD_SCORERS = ("local", "openai")
+PROMPT_LANGUAGES = ("ja", "en")
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """What is fixed when the code location loads: stores, partitions, model profile."""
+    """Everything the code location is configured with, fixed when it loads."""
 
     data_dir: Path
-    audio_store: str
-    database_url: str
+    audio_store: str  # a folder, or s3://bucket/prefix
+    database_url: str | None  # the SQL result store; None when Supabase REST is the store
+    supabase_url: str | None  # Supabase REST (its key: SUPABASE_KEY)
     timezone: str
     start_date: str
-    model_profile: str
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+    models: ModelChoice
+    executor: str = "local"
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_secrets_set: tuple[str, ...] = ()  # which of AWS_SECRET_VARS are set (names only)
+    mood_scorer: str = "local"
+    llm_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    openai_key_set: bool = False
+    language: str = "ja"
+    prompt_language: str = "ja"
+    memory_mb: int = DEFAULT_MEMORY_MB
 
     @property
     def model_cache(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def result_backend(self) -> str:
+        """sql (SQLite or PostgreSQL by URL) or supabase (REST)."""
+        return "sql" if self.database_url else "supabase"
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -94,26 +127,60 @@ def memory_limit_mb(env: Mapping[str, str]) -> int:
     return DEFAULT_MEMORY_MB
 
 
+def _one_of(value: str, allowed: tuple[str, ...], var: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{var}={value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
 def load_deployment(env: Mapping[str, str]) -> Deployment:
+    """The deployment the environment describes, validated: a bad value fails at load,
+    naming its variable, not later in a run."""
     data_dir = Path(env.get("WATCHME_DATA_DIR") or "data").resolve()
+    database_url = env.get("WATCHME_DATABASE_URL") or None
+    supabase = env.get("SUPABASE_URL") if env.get("SUPABASE_KEY") else None
+    if not database_url and not supabase:
+        database_url = f"sqlite:///{data_dir / 'watchme.db'}"
+    audio_store = env.get("WATCHME_AUDIO_STORE") or str(data_dir / "audio")
+    if audio_store.startswith("s3://") and not audio_store[len("s3://"):].partition("/")[0]:
+        raise ValueError(f"WATCHME_AUDIO_STORE={audio_store!r}: no bucket name")
     deployment = Deployment(
         data_dir=data_dir,
-        audio_store=env.get("WATCHME_AUDIO_STORE") or str(data_dir / "audio"),
-        database_url=env.get("WATCHME_DATABASE_URL") or f"sqlite:///{data_dir / 'watchme.db'}",
+        audio_store=audio_store,
+        database_url=database_url,
+        supabase_url=None if database_url else supabase,
         timezone=env.get("WATCHME_TIMEZONE") or "Asia/Tokyo",
         start_date=env.get("WATCHME_START_DATE") or "2025-01-01",
-        model_profile=env.get("WATCHME_MODEL_PROFILE") or "standard",
+        models=ModelChoice(
+            profile=env.get("WATCHME_MODEL_PROFILE") or "standard",
+            whisper_model=env.get("WATCHME_WHISPER_MODEL") or DEFAULT_MODELS["whisper"],
+            event_model=env.get("WATCHME_EVENT_MODEL") or DEFAULT_MODELS["events"],
+            emotion_model=env.get("WATCHME_EMOTION_MODEL") or DEFAULT_MODELS["emotion"],
+            whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
+            event_runtime=env.get("WATCHME_EVENT_RUNTIME") or DEFAULT_EVENT_RUNTIME,
+            quantize=env.get("WATCHME_QUANTIZE", ""),
+        ),
+        executor=_one_of(env.get("WATCHME_DEPLOYMENT") or "local", EXECUTORS,
+                         "WATCHME_DEPLOYMENT"),
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+        aws_secrets_set=tuple(v for v in AWS_SECRET_VARS if env.get(v)),
+        mood_scorer=_one_of(env.get("WATCHME_MOOD_SCORER") or "local", MOOD_SCORERS,
+                            "WATCHME_MOOD_SCORER"),
+        llm_model=env.get("WATCHME_LLM_MODEL") or "gpt-4o-mini",
+        openai_base_url=env.get("OPENAI_BASE_URL") or None,
+        openai_key_set=bool(env.get("OPENAI_API_KEY")),
+        language=env.get("WATCHME_LANGUAGE") or "ja",
+        prompt_language=_one_of(env.get("WATCHME_PROMPT_LANGUAGE") or "ja", PROMPT_LANGUAGES,
+                                "WATCHME_PROMPT_LANGUAGE"),
+        memory_mb=memory_limit_mb(env),
     )
     ZoneInfo(deployment.timezone)  # fail at load with the bad name, not later in a run
     return deployment
 
 
-def settings_from_env(env: Mapping[str, str]) -> PipelineSettings:
-    settings = PipelineSettings(
-        language=env.get("WATCHME_LANGUAGE") or "ja",
-        prompt_language=env.get("WATCHME_PROMPT_LANGUAGE") or "ja",
-        memory_mb=memory_limit_mb(env),
-    )
-    if settings.prompt_language not in ("ja", "en"):
-        raise ValueError(f"WATCHME_PROMPT_LANGUAGE={settings.prompt_language!r}: use ja or en")
-    return settings
+def run_settings(deployment: Deployment) -> PipelineSettings:
+    """The settings resource: the deployment's values, each changeable for one run."""
+    return PipelineSettings(language=deployment.language,
+                            prompt_language=deployment.prompt_language,
+                            memory_mb=deployment.memory_mb)

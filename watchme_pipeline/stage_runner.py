@@ -2,7 +2,9 @@
 the day's figures out. The assets in ``assets/model_stages.py`` only wire it to Dagster.
 
 A slot is done for a stage when its status is ``completed`` *and* its row was made by the
-current model: after a model change every slot is redone, without ``recompute``. Audio is
+run's maker (``ModelStage.maker``: logic version, model and the settings that change the
+output): after a model change, or in a run whose settings change the output (another
+language), every slot is redone, without ``recompute``. Audio is
 decoded a few slots at a time, as the stage needs it, so memory follows the model, not the
 length of the day.
 """
@@ -54,10 +56,11 @@ class ModelStage:
         assert self.spec.model_kind is not None
         return self.spec.model_kind
 
-    def code_version(self, model_id: str, settings: PipelineSettings) -> str:
-        """What makes its rows: stage logic, model (id or checksum) and model settings. After
-        a change the UI shows the stage's partitions stale, and the next run redoes them."""
-        return f"{self.version}|{model_id}|{self.model_settings(settings)!r}"
+    def maker(self, model_id: str, settings: PipelineSettings) -> str:
+        """What makes the stage's rows, as each row records it: stage logic, model (id or
+        checksum, engine, runtime, precision) and the model settings that change the output
+        (their repr leaves batch sizes out: they must not change results)."""
+        return f"{self.spec.asset} v{self.version} {model_id} {self.model_settings(settings)!r}"
 
 
 def decode_recording(audio_store: AudioStore, file_path: str,
@@ -73,71 +76,92 @@ def decode_recording(audio_store: AudioStore, file_path: str,
     return audio
 
 
-def slots_to_do(files: pd.DataFrame, rows: pd.DataFrame, spec: StageSpec, model_id: str,
+def slots_to_do(current: pd.DataFrame, rows: pd.DataFrame, spec: StageSpec, maker: str,
                 recompute: bool) -> pd.DataFrame:
-    """The current recordings a stage must (re)compute: not completed, or completed by
-    another model (or its row is missing), or all of them with ``recompute``. Recordings
-    raw_audio found undecodable are left out: they are failed already, with the reason."""
-    current = files[(files[spec.status_column] != "superseded") & files.decodes.astype(bool)]
-    made_by = dict(zip(rows.time_block, rows.model))
+    """The current recordings a stage must (re)compute: not completed, or made by another
+    maker (or its row is missing), or all of them with ``recompute``. Recordings raw_audio
+    found undecodable are left out: they are failed already, with the reason."""
+    decodable = current[current.decodes]
     if recompute:
-        return current
-    stale = [status != "completed" or made_by.get(slot) != model_id
-             for slot, status in zip(current.time_block, current[spec.status_column])]
-    return current[stale] if len(current) else current
+        return decodable
+    made_by = dict(zip(rows.time_block, rows.maker))
+    stale = [status != "completed" or made_by.get(slot) != maker
+             for slot, status in zip(decodable.time_block, decodable[spec.status_column])]
+    return decodable[stale] if len(decodable) else decodable
+
+
+@dataclass
+class StageOutcome:
+    """What one run of a stage did for one day: its figures, and the day's rows after it."""
+
+    maker: str
+    model: str
+    slots_found: int
+    slots_skipped: int
+    failed_slots: dict[str, str]
+    rows: pd.DataFrame = field(repr=False)
+    slots_processed: int = 0
+    model_loaded: bool = False
+    batch_size: int = 0
+    audio_minutes: float = 0.0
+    stage_seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)  # the stage's own figures
+
+    def figures(self) -> dict[str, Any]:
+        """Counts and figures for the asset's metadata (never a transcript or the audio)."""
+        return {"slots_found": self.slots_found, "slots_skipped": self.slots_skipped,
+                "slots_processed": self.slots_processed,
+                "slots_failed": len(self.failed_slots), "failed_slots": self.failed_slots,
+                "model": self.model, "maker": self.maker, "model_loaded": self.model_loaded,
+                "batch_size": self.batch_size, "audio_minutes": round(self.audio_minutes, 2),
+                "stage_seconds": round(self.stage_seconds, 2),
+                "seconds_per_audio_minute": (round(self.stage_seconds / self.audio_minutes, 2)
+                                             if self.audio_minutes else 0.0),
+                **self.summary}
 
 
 def run_model_stage(stage: ModelStage, day: DeviceDay, *, audio_store: AudioStore,
                     result_store: ResultStore, registry: ModelRegistry,
-                    settings: PipelineSettings, log: logging.Logger | Any) -> dict[str, Any]:
-    """Compute what the day still needs for ``stage``; return its figures (for metadata).
+                    settings: PipelineSettings, log: logging.Logger | Any) -> StageOutcome:
+    """Compute what the day still needs for ``stage`` with this run's settings.
 
     A recording that cannot be decoded fails its own slot, recorded with the reason; an
     error of the model fails the slots of its group (with the reason) and is raised.
     """
     spec = stage.spec
-    files = result_store.read("audio_files", day.device_id, day.date)
+    current = result_store.current_recordings(day.device_id, day.date)
     model_id = registry.model_id(stage.kind)
-    todo = slots_to_do(files, result_store.read(spec.table, day.device_id, day.date), spec,
-                       model_id, settings.recompute)
-    current = files[files[spec.status_column] != "superseded"]
-    undecodable = current[~current.decodes.astype(bool)]
-    figures: dict[str, Any] = {"slots_found": len(current),
-                               "slots_skipped": len(current) - len(todo) - len(undecodable),
-                               "slots_processed": 0, "slots_failed": 0, "model": model_id,
-                               "model_loaded": False, "batch_size": 0, "audio_minutes": 0.0,
-                               "stage_seconds": 0.0,
-                               "failed_slots": dict(zip(undecodable.time_block,
-                                                        undecodable.error))}
+    maker = stage.maker(model_id, settings)
+    todo = slots_to_do(current, result_store.stage_rows(spec, day.device_id, day.date), spec,
+                       maker, settings.recompute)
+    undecodable = current[~current.decodes]
+    outcome = StageOutcome(maker=maker, model=model_id, slots_found=len(current),
+                           slots_skipped=len(current) - len(todo) - len(undecodable),
+                           failed_slots=dict(zip(undecodable.time_block, undecodable.error)),
+                           rows=pd.DataFrame())
     if len(todo):
         loaded_before = stage.kind in registry.loaded_kinds()
         model = registry.get(stage.kind, settings.memory_mb)  # refuses at once if it can't fit
-        figures["model_loaded"] = not loaded_before
-        batch = registry.batch_size(stage.kind, settings.memory_mb,
-                                    settings.batch_size(stage.kind))
-        model_settings = dataclasses.replace(stage.model_settings(settings), batch_size=batch)
-        figures["batch_size"] = batch
+        outcome.model_loaded = not loaded_before
+        outcome.batch_size = registry.batch_size(stage.kind, settings.memory_mb,
+                                                 settings.batch_size(stage.kind))
+        model_settings = dataclasses.replace(stage.model_settings(settings),
+                                             batch_size=outcome.batch_size)
         records = list(todo.itertuples())
         for i in range(0, len(records), SLOTS_PER_GROUP):
             _run_group(stage, day, records[i:i + SLOTS_PER_GROUP], model, model_settings,
-                       audio_store, result_store, figures)
-    figures["slots_failed"] = len(figures["failed_slots"])
-    for slot, reason in figures["failed_slots"].items():
+                       maker, audio_store, result_store, outcome)
+    for slot, reason in outcome.failed_slots.items():
         log.warning(f"{day}: slot {slot} failed ({spec.asset}): {reason}")
-    audio_min = figures["audio_minutes"]
-    figures["audio_minutes"] = round(audio_min, 2)
-    figures["stage_seconds"] = round(figures["stage_seconds"], 2)
-    figures["seconds_per_audio_minute"] = (round(figures["stage_seconds"] / audio_min, 2)
-                                           if audio_min else 0.0)
-    rows = result_store.read(spec.table, day.device_id, day.date)
-    figures.update(stage.summarize(result_store, day, rows))
-    figures["rows"] = rows
-    return figures
+    outcome.rows = result_store.stage_rows(spec, day.device_id, day.date)
+    outcome.summary = stage.summarize(result_store, day, outcome.rows)
+    return outcome
 
 
 def _run_group(stage: ModelStage, day: DeviceDay, records: list, model: LoadedModel,
-               model_settings: Any, audio_store: AudioStore, result_store: ResultStore,
-               figures: dict) -> None:
+               model_settings: Any, maker: str, audio_store: AudioStore,
+               result_store: ResultStore, outcome: StageOutcome) -> None:
+    """Decode, compute and write one group of slots; add what it did to ``outcome``."""
     spec = stage.spec
     audios: dict[str, DecodedAudio] = {}
     paths: dict[str, str] = {}
@@ -146,7 +170,7 @@ def _run_group(stage: ModelStage, day: DeviceDay, records: list, model: LoadedMo
             audios[r.time_block] = decode_recording(audio_store, r.file_path, r.speech_segments)
             paths[r.time_block] = r.file_path
         except AudioDecodeError as exc:
-            figures["failed_slots"][r.time_block] = str(exc)
+            outcome.failed_slots[r.time_block] = str(exc)
             result_store.set_status(day.device_id, [r.file_path], spec.status, "failed",
                                     str(exc))
     if not audios:
@@ -160,11 +184,12 @@ def _run_group(stage: ModelStage, day: DeviceDay, records: list, model: LoadedMo
         result_store.set_status(day.device_id, started, spec.status, "failed",
                                 f"{spec.asset}: {type(exc).__name__}: {exc}")
         raise
-    figures["stage_seconds"] += time.perf_counter() - t0
+    outcome.stage_seconds += time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC)
     rows = [{"device_id": day.device_id, "date": day.date, "time_block": slot, **values,
-             "model": model.model_id, "processed_at": now} for slot, values in fields.items()]
+             "model": model.model_id, "maker": maker, "processed_at": now}
+            for slot, values in fields.items()]
     result_store.replace_partition(spec.table, day.device_id, day.date, rows, only_keys=True)
     result_store.set_status(day.device_id, started, spec.status, "completed")
-    figures["slots_processed"] += len(audios)
-    figures["audio_minutes"] += sum(a.duration_s for a in audios.values()) / 60
+    outcome.slots_processed += len(audios)
+    outcome.audio_minutes += sum(a.duration_s for a in audios.values()) / 60

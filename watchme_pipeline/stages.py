@@ -42,7 +42,7 @@ VIBE_PROMPT = StageSpec("vibe_prompt", ("vibe_whisper_prompt",), ("256Mi", "512M
 MOOD_CHART = StageSpec("mood_chart", ("vibe_whisper_summary",), ("384Mi", "512Mi"))
 
 ALL_STAGES = (RAW_AUDIO, TRANSCRIPTS, EVENT_SCORES, EMOTION_SCORES, VIBE_PROMPT, MOOD_CHART)
-MODEL_STAGES = (TRANSCRIPTS, EVENT_SCORES, EMOTION_SCORES)
-BY_ASSET = {s.asset: s for s in ALL_STAGES}
+# The model stages' descriptions (their Dagster-side stages: assets.MODEL_STAGES).
+MODEL_STAGE_SPECS = (TRANSCRIPTS, EVENT_SCORES, EMOTION_SCORES)
 # The status columns' prefixes in audio_files, in the fleet's order.
-STATUS_NAMES = tuple(s.status for s in MODEL_STAGES if s.status)
+STATUS_NAMES = tuple(s.status for s in MODEL_STAGE_SPECS if s.status)

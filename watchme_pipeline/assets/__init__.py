@@ -26,8 +26,10 @@ MODEL_STAGES = (transcripts_stage, event_scores_stage, emotion_scores_stage)
 def build_assets(partitions_def: dg.MultiPartitionsDefinition, registry: ModelRegistry,
                  settings: PipelineSettings, scorer_id: str) -> list[dg.AssetsDefinition]:
     """The six assets, in lineage order."""
+    # A model stage's code version is the deployment's maker (its rows' maker with the
+    # deployment's settings): a model or setting change of the deployment shows it stale.
     stages = [model_stage_asset(stage, partitions_def,
-                                stage.code_version(registry.model_id(stage.kind), settings))
+                                stage.maker(registry.model_id(stage.kind), settings))
               for stage in MODEL_STAGES]
     return [raw_audio_asset(partitions_def), *stages, vibe_prompt_asset(partitions_def),
             mood_chart_asset(partitions_def, scorer_id)]

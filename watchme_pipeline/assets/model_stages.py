@@ -28,14 +28,20 @@ def model_stage_asset(stage: ModelStage, partitions_def: dg.PartitionsDefinition
                      settings: PipelineSettings) -> dg.MaterializeResult:
         def one_day(day):
             try:
-                figures = run_model_stage(stage, day, audio_store=audio_store,
+                outcome = run_model_stage(stage, day, audio_store=audio_store,
                                           result_store=result_store, registry=model_registry,
                                           settings=settings, log=context.log)
             except ModelBudgetError as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
-            rows = figures.pop("rows")
-            figures["failed_slots"] = dg.MetadataValue.json(figures["failed_slots"])
-            figures.setdefault("preview", preview(rows, list(stage.preview_columns)))
+            figures = outcome.figures()
+            figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
+            # The code version names the deployment's maker; a run whose settings change the
+            # output (set in the Launchpad) says so here, and its rows record their maker.
+            figures["maker_is_code_version"] = outcome.maker == code_version
+            if outcome.maker != code_version:
+                context.log.info(f"{stage.spec.asset}: this run's settings differ from the "
+                                 f"deployment's; rows made by: {outcome.maker}")
+            figures.setdefault("preview", preview(outcome.rows, list(stage.preview_columns)))
             return figures
 
         return per_partition(context, one_day)

@@ -52,7 +52,7 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary],
 def chart_day(store: ResultStore, audio_store: AudioStore, scorer: MoodScorer, day: DeviceDay,
               log: logging.Logger | Any) -> tuple[dict, MoodResult, bytes, list[SlotSummary]]:
     """Score the prompt vibe_prompt stored, draw the chart, store both; return the record."""
-    stored = store.read(VIBE_PROMPT.table, day.device_id, day.date)
+    stored = store.stage_rows(VIBE_PROMPT, day.device_id, day.date)
     if stored.empty:
         raise NoValidReply(f"{day}: no vibe_whisper_prompt row: materialize vibe_prompt first")
     row = stored.iloc[0]

@@ -69,10 +69,12 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         {"device_id": day.device_id, "recorded_at": r.recorded_at, "file_path": r.key,
          "local_date": day.date, "time_block": r.slot, "file_size": r.size,
          "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes,
-         "speech_segments": r.segments}
+         "speech_segments": r.segments, "superseded": r.superseded}
         for r in df.itertuples()
     ])
-    states = result_store.read("audio_files", day.device_id, day.date).set_index("file_path")
+    # The status columns say "superseded" too: the dashboard reads them (readers here use
+    # the superseded column, through result_store.current_recordings).
+    states = result_store.recordings(day.device_id, day.date).set_index("file_path")
     bad = df[~df.decodes & ~df.superseded]
     for stage in STATUS_NAMES:
         result_store.set_status(day.device_id, df[df.superseded].key, stage, "superseded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from watchme_pipeline.assets.common import preview
 from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.resources.model_registry import LoadedModel
@@ -21,7 +22,11 @@ def transcribe_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
 
 
 def summarize(store, day, rows) -> dict:
-    return {"slots_with_speech": int((rows.transcription.fillna("") != "").sum())}
+    """Counts only: transcripts are people's words and stay in the result store."""
+    chars = rows.transcription.fillna("").str.len()
+    return {"slots_with_speech": int((chars > 0).sum()),
+            "characters": int(chars.sum()),
+            "preview": preview(rows.assign(characters=chars), ["time_block", "characters"])}
 
 
 transcripts_stage = ModelStage(
@@ -33,7 +38,6 @@ transcripts_stage = ModelStage(
     # 2: faster-whisper decodes with timestamps (continues after an early end), and a decode
     # still failing at the last temperature is dropped.
     version=f"2|{VadSettings()!r}",
-    preview_columns=("time_block", "transcription"),
     description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
     "openai-whisper). Silero VAD finds the speech; its segments are packed into windows of "
     "up to 30 s cut at pauses, so silence and noise are never decoded and no word is cut at "

@@ -11,7 +11,6 @@ to PyTorch with one warning naming the model and the difference.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from watchme_pipeline.models.identity import checkpoint_hash
 from watchme_pipeline.models.weights import sha256_file
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,6 @@ class OnnxExport:
     path: Path
     precision: str  # fp32 | int8
     max_abs_diff: float  # against PyTorch fp32 on the check input, when exported
-
-
-def checkpoint_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and f.suffix in (".bin", ".safetensors", ".json"):
-            digest.update(f.name.encode())
-            digest.update(f.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def file_hash(path: Path) -> str:

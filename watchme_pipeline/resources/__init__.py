@@ -4,21 +4,21 @@ from watchme_pipeline.resources.audio_store import (
     AudioStore,
     LocalAudioStore,
     StoredObject,
-    audio_store_from_url,
+    audio_store_for,
 )
 from watchme_pipeline.resources.model_registry import ModelRegistry
 from watchme_pipeline.resources.mood_scorer import (
     LocalMoodScorer,
     MoodScorer,
     OpenAIMoodScorer,
-    mood_scorer_from_env,
+    mood_scorer_for,
 )
 from watchme_pipeline.resources.result_store import (
     ResultStore,
     ResultStoreError,
     SqlResultStore,
     SupabaseResultStore,
-    result_store_from_env,
+    result_store_for,
 )
 
 __all__ = [
@@ -35,9 +35,9 @@ __all__ = [
     "S3AudioStore",
     "StoredObject",
     "TimedS3Resource",
-    "audio_store_from_url",
-    "mood_scorer_from_env",
-    "result_store_from_env",
+    "audio_store_for",
+    "mood_scorer_for",
+    "result_store_for",
 ]
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+
+from watchme_pipeline.settings import Deployment
 
 
 @dataclass(frozen=True)
@@ -89,25 +91,17 @@ class LocalAudioStore(AudioStore):
         return f"local folder {self.root}"
 
 
-def audio_store_from_url(url: str, env: Mapping[str, str]) -> AudioStore:
+def audio_store_for(deployment: Deployment) -> AudioStore:
     """``s3://bucket/prefix`` → S3AudioStore (credentials as EnvVar); anything else → folder."""
+    url = deployment.audio_store
     if not url.startswith("s3://"):
         return LocalAudioStore(root=url)
     bucket, _, prefix = url[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"WATCHME_AUDIO_STORE={url!r}: no bucket name")
-    secrets = {
-        field: dg.EnvVar(var)
-        for field, var in [("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
-                           ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-                           ("aws_session_token", "AWS_SESSION_TOKEN")]
-        if env.get(var)
-    }
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    secrets = {var.lower(): dg.EnvVar(var) for var in deployment.aws_secrets_set}
     from watchme_pipeline.resources.s3_audio_store import S3AudioStore, TimedS3Resource
 
     return S3AudioStore(
         bucket=bucket, prefix=prefix,
-        s3=TimedS3Resource(region_name=region, endpoint_url=endpoint, **secrets),
+        s3=TimedS3Resource(region_name=deployment.aws_region,
+                           endpoint_url=deployment.aws_endpoint_url, **secrets),
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from watchme_pipeline.scoring import SlotSummary, local_reply
+from watchme_pipeline.settings import Deployment
 
 
 class MoodScorer(dg.ConfigurableResource):
@@ -91,15 +91,12 @@ class OpenAIMoodScorer(MoodScorer):
         return response.choices[0].message.content or ""
 
 
-def mood_scorer_from_env(env: Mapping[str, str]) -> MoodScorer:
+def mood_scorer_for(deployment: Deployment) -> MoodScorer:
     """WATCHME_MOOD_SCORER=local (default) or openai (WATCHME_LLM_MODEL, OPENAI_*)."""
-    kind = env.get("WATCHME_MOOD_SCORER", "local")
-    if kind == "local":
+    if deployment.mood_scorer == "local":
         return LocalMoodScorer()
-    if kind != "openai":
-        raise ValueError(f"WATCHME_MOOD_SCORER={kind!r}: use 'local' or 'openai'")
     return OpenAIMoodScorer(
-        model=env.get("WATCHME_LLM_MODEL", "gpt-4o-mini"),
-        base_url=env.get("OPENAI_BASE_URL") or None,
-        api_key=dg.EnvVar("OPENAI_API_KEY") if env.get("OPENAI_API_KEY") else "unused",
+        model=deployment.llm_model,
+        base_url=deployment.openai_base_url,
+        api_key=dg.EnvVar("OPENAI_API_KEY") if deployment.openai_key_set else "unused",
     )

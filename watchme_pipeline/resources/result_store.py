@@ -22,7 +22,8 @@ from pydantic import PrivateAttr
 
 from watchme_pipeline import schema
 from watchme_pipeline.migrations import migrate
-from watchme_pipeline.stages import STATUS_NAMES
+from watchme_pipeline.settings import Deployment
+from watchme_pipeline.stages import RAW_AUDIO, STATUS_NAMES, StageSpec
 
 
 def _now() -> dt.datetime:
@@ -46,6 +47,22 @@ class ResultStoreError(RuntimeError):
     """A write or read the backend refused; the message names the table."""
 
 
+def typed_frame(table_name: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows as a frame with the table's columns, typed alike on every backend: booleans as
+    bool (SQLite gives 0/1, PostgREST JSON true/false, a NULL is False), timestamps as aware
+    UTC datetimes."""
+    table = schema.TABLES[table_name]
+    df = pd.DataFrame([dict(r) for r in records], columns=[c.name for c in table.columns])
+    for c in table.columns:
+        if isinstance(c.type, sa.Boolean):
+            df[c.name] = df[c.name].map(lambda v: bool(v) if v is not None and v == v
+                                        else False).astype(bool)
+        elif isinstance(c.type, schema.UTCDateTime) and len(df):
+            if not all(isinstance(v, dt.datetime) or v is None for v in df[c.name]):
+                df[c.name] = pd.to_datetime(df[c.name], utc=True).dt.to_pydatetime()
+    return df
+
+
 class ResultStore(dg.ConfigurableResource):
     """Tables of the brief, written with upserts keyed on their primary keys."""
 
@@ -62,7 +79,22 @@ class ResultStore(dg.ConfigurableResource):
         raise NotImplementedError
 
     def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
+        """A table's rows for one device-day, typed (``typed_frame``)."""
         raise NotImplementedError
+
+    def recordings(self, device_id: str, date: str) -> pd.DataFrame:
+        """The day's recordings, one row per file, superseded ones included."""
+        return self.read(RAW_AUDIO.table, device_id, date)
+
+    def current_recordings(self, device_id: str, date: str) -> pd.DataFrame:
+        """The current recording of each slot of the day: the one definition of "current"
+        (raw_audio marks all but a slot's latest file ``superseded``)."""
+        files = self.recordings(device_id, date)
+        return files[~files.superseded].reset_index(drop=True)
+
+    def stage_rows(self, spec: StageSpec, device_id: str, date: str) -> pd.DataFrame:
+        """A stage's per-slot rows (its first table) for one device-day."""
+        return self.read(spec.table, device_id, date)
 
     def register_recordings(self, rows: Sequence[dict]) -> None:
         """Insert newly found recordings as pending; refresh file facts, keep their statuses."""
@@ -81,7 +113,7 @@ class ResultStore(dg.ConfigurableResource):
 
 
 FACT_COLUMNS = ["recorded_at", "file_size", "duration_s", "sample_rate", "decodes",
-                "speech_segments", "updated_at"]
+                "speech_segments", "superseded", "updated_at"]
 DONE = ("completed", "superseded")
 
 
@@ -151,12 +183,12 @@ class SqlResultStore(ResultStore):
 
     def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
         table = schema.TABLES[table_name]
-        date_col = table.c.local_date if table_name == "audio_files" else table.c.date
+        date_col = table.c.local_date if table_name == RAW_AUDIO.table else table.c.date
         order = [table.c[k] for k in ("time_block", "recorded_at", "file_path") if k in table.c]
         query = sa.select(table).where(table.c.device_id == device_id, date_col == date)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(*order)).mappings().all()
-        return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in table.columns])
+        return typed_frame(table_name, rows)
 
     def record_run_failure(self, record: dict) -> None:
         with self.engine.begin() as conn:
@@ -257,23 +289,18 @@ class SupabaseResultStore(ResultStore):
 
     def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
         table = schema.TABLES[table_name]
-        date_col = "local_date" if table_name == "audio_files" else "date"
+        date_col = "local_date" if table_name == RAW_AUDIO.table else "date"
         request = (self.client.table(table_name).select("*")
                    .eq("device_id", device_id).eq(date_col, date))
         for col in ("time_block", "recorded_at", "file_path"):
             if col in table.c:
                 request = request.order(col)
-        df = pd.DataFrame(self._run(table_name, request).data,
-                          columns=[c.name for c in table.columns])
-        for c in table.columns:
-            if isinstance(c.type, schema.UTCDateTime) and len(df):
-                df[c.name] = pd.to_datetime(df[c.name], utc=True).dt.to_pydatetime()
-        return df
+        return typed_frame(table_name, self._run(table_name, request).data)
 
     def register_recordings(self, rows: Sequence[dict]) -> None:
         now = _now()
         # Only keys and file facts are sent: merge-duplicates leaves the statuses alone.
-        self._upsert_rest("audio_files", [
+        self._upsert_rest(RAW_AUDIO.table, [
             {k: v for k, v in {**r, "updated_at": now}.items()
              if k in (*FACT_COLUMNS, "device_id", "file_path", "local_date", "time_block")}
             for r in rows
@@ -288,15 +315,15 @@ class SupabaseResultStore(ResultStore):
         values: dict[str, Any] = {f"{stage}_status": status, "updated_at": _now().isoformat()}
         if status == "failed":
             values["error"] = error
-        table = self.client.table("audio_files")
-        self._run("audio_files", table.update(values).eq("device_id", device_id)
+        table = self.client.table(RAW_AUDIO.table)
+        self._run(RAW_AUDIO.table, table.update(values).eq("device_id", device_id)
                   .in_("file_path", paths))
         if status == "completed":
             request = table.update({"error": None}).eq("device_id", device_id).in_(
                 "file_path", paths)
             for s in STATUS_NAMES:
                 request = request.in_(f"{s}_status", list(DONE))
-            self._run("audio_files", request)
+            self._run(RAW_AUDIO.table, request)
 
 
     def record_run_failure(self, record: dict) -> None:
@@ -307,9 +334,9 @@ class SupabaseResultStore(ResultStore):
         return pd.DataFrame(data, columns=[c.name for c in schema.run_failures.columns])
 
 
-def result_store_from_env(env: Mapping[str, str], default_url: str) -> ResultStore:
-    """WATCHME_DATABASE_URL wins; else SUPABASE_URL + SUPABASE_KEY; else the SQLite default."""
-    url = env.get("WATCHME_DATABASE_URL")
-    if not url and env.get("SUPABASE_URL") and env.get("SUPABASE_KEY"):
-        return SupabaseResultStore(url=env["SUPABASE_URL"], key=dg.EnvVar("SUPABASE_KEY"))
-    return SqlResultStore(database_url=url or default_url)
+def result_store_for(deployment: Deployment) -> ResultStore:
+    """The SQL store by URL, or Supabase REST (its key as EnvVar) where that is configured."""
+    if deployment.result_backend == "supabase":
+        return SupabaseResultStore(url=str(deployment.supabase_url),
+                                   key=dg.EnvVar("SUPABASE_KEY"))
+    return SqlResultStore(database_url=str(deployment.database_url))

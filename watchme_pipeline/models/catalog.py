@@ -1,0 +1,81 @@
+"""The models a deployment can choose, in one place: default ids, engines, runtimes, and what
+is known about their sizes before anything is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("whisper", "events", "emotion")
+PROFILES = ("standard", "tiny")  # tiny: random-weight stand-ins with the real architectures
+DEFAULT_MODELS = {
+    "whisper": "base",
+    "events": "MIT/ast-finetuned-audioset-10-10-0.4593",
+    "emotion": "superb/wav2vec2-base-superb-er",
+}
+# Whisper engines behind one interface (models/transcribe.py). The default is the one
+# `make eval` measured, with the real weights, as the more accurate on Japanese (README,
+# Accuracy); openai-whisper decodes batches greedily.
+WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
+DEFAULT_WHISPER_ENGINE = "faster-whisper"
+EVENT_RUNTIMES = ("onnxruntime", "pytorch")
+# make bench: ONNX Runtime fp32 equals PyTorch within 1e-4 and runs at its speed here (both at
+# the CPU's fp32 matmul rate), so PyTorch stays the default: no export at the first load (25 s,
+# ~1 GB), less memory. `quantize="events"` (ONNX Runtime int8) is 1.8x faster.
+DEFAULT_EVENT_RUNTIME = "pytorch"
+QUANTIZE = ("", "events")  # events: AST on ONNX Runtime int8, weights per channel
+# fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
+KNOWN_SIZES_MB = {
+    "tiny": 39 * 4, "base": 74 * 4, "small": 244 * 4, "medium": 769 * 4,
+    "MIT/ast-finetuned-audioset-10-10-0.4593": 87 * 4,
+    "MIT/ast-finetuned-audioset-16-16-0.442": 87 * 4,
+    "superb/wav2vec2-base-superb-er": 95 * 4,
+}
+
+
+class ModelConfigError(ValueError):
+    """A model setting no code path serves; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which models a deployment runs, and how (validated when made)."""
+
+    profile: str = "standard"
+    whisper_model: str = DEFAULT_MODELS["whisper"]
+    event_model: str = DEFAULT_MODELS["events"]
+    emotion_model: str = DEFAULT_MODELS["emotion"]
+    whisper_engine: str = DEFAULT_WHISPER_ENGINE
+    whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
+    event_runtime: str = DEFAULT_EVENT_RUNTIME
+    quantize: str = ""
+
+    def __post_init__(self) -> None:
+        for value, allowed, var in (
+            (self.profile, PROFILES, "WATCHME_MODEL_PROFILE"),
+            (self.whisper_engine, WHISPER_ENGINES, "WATCHME_WHISPER_ENGINE"),
+            (self.event_runtime, EVENT_RUNTIMES, "WATCHME_EVENT_RUNTIME"),
+        ):
+            if value not in allowed:
+                raise ModelConfigError(f"{var}={value!r}: expected one of {allowed}")
+        if self.quantize not in QUANTIZE:
+            raise ModelConfigError(
+                f"WATCHME_QUANTIZE={self.quantize!r}: only 'events' (AST on ONNX Runtime int8) "
+                "is supported; PyTorch's int8 dynamic quantization (torch.ao.quantization) is "
+                "deprecated and was removed")
+
+    def configured(self, kind: str) -> str:
+        """The id or local path configured for ``kind``."""
+        if kind not in KINDS:
+            raise ModelConfigError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+        return {"whisper": self.whisper_model, "events": self.event_model,
+                "emotion": self.emotion_model}[kind]
+
+    def ct2(self, kind: str) -> bool:
+        """Whisper on the faster-whisper engine: a CTranslate2 model, not a torch one."""
+        return kind == "whisper" and self.whisper_engine == "faster-whisper"
+
+    def onnx_precision(self, kind: str) -> str | None:
+        """fp32 or int8 where ``kind`` is configured to run on ONNX Runtime, else None."""
+        if kind != "events" or (self.event_runtime == "pytorch" and self.quantize != "events"):
+            return None  # int8 (quantize="events") exists on ONNX Runtime only
+        return "int8" if self.quantize == "events" else "fp32"
