@@ -98,6 +98,48 @@ def test_two_uploads_of_one_time_are_both_kept_and_the_later_is_current(
     assert text.loc["13-00", "transcription"] == ""  # the later (silent) file's result
 
 
+def test_a_run_with_another_language_redoes_every_slot_and_its_rows_say_so(
+        sql_resources, instance, sample_bytes, audio_store):
+    """Launchpad settings that change a stage's output reach its rows: defaults (ja), then
+    `language: en` for one run (every transcript redone, rows say en, the metadata says the
+    run's maker is not the code version), then defaults again (redone as ja). Another batch
+    size changes nothing."""
+    store = sql_resources["result_store"]
+    keys = sorted(sample_bytes)[:4]  # four slots of the sample day: enough to count
+    for key in keys:
+        audio_store.write(key, sample_bytes[key])
+    decodable = len(keys) - sum("12-30" in k for k in keys)
+    assets = [a for a in build_assets(PARTITIONS, sql_resources["model_registry"],
+                                      PipelineSettings(), "local")
+              if a.key.to_user_string() in ("raw_audio", "transcripts")]
+
+    def run(**settings):
+        config = {"resources": {"settings": {"config": settings}}} if settings else None
+        result = materialize_day(sql_resources, instance, assets=assets, run_config=config)
+        assert result.success
+        meta = result.asset_materializations_for_node("transcripts")[0].metadata
+        rows = store.read("vibe_whisper", DEVICE, DATE)
+        return meta, rows
+
+    meta, ja = run()
+    assert (meta["slots_processed"].value, meta["slots_skipped"].value) == (decodable, 0)
+    assert len(ja) == decodable >= 3 and ja.maker.str.contains("language='ja'").all()
+    assert meta["maker_is_code_version"].value is True
+    assert set(ja.maker) == {meta["maker"].value}
+    meta, _ = run(whisper_batch_size=1, memory_mb=3000)  # must not change results: no redo
+    assert (meta["slots_processed"].value, meta["slots_skipped"].value) == (0, decodable)
+    meta, en = run(language="en")
+    assert (meta["slots_processed"].value, meta["slots_skipped"].value) == (decodable, 0)
+    assert len(en) == decodable and en.maker.str.contains("language='en'").all()
+    assert meta["maker_is_code_version"].value is False
+    assert set(en.model) == set(ja.model)  # the same model: only the maker differs
+    meta, back = run()
+    assert (meta["slots_processed"].value, meta["slots_skipped"].value) == (decodable, 0)
+    assert set(back.maker) == set(ja.maker)
+    files = store.current_recordings(DEVICE, DATE)
+    assert set(files[files.decodes].transcriptions_status) == {"completed"}
+
+
 def test_migration_0003_moves_a_database_with_rows(sql_url):
     """A database at 0002 with rows in it (two days of one device) comes through 0003 with
     every row, and then holds the second upload of one time that 0002 could not."""
@@ -125,7 +167,8 @@ def test_migration_0003_moves_a_database_with_rows(sql_url):
                  "err": "x.wav: broken" if i == 3 else None})
         conn.exec_driver_sql("INSERT INTO vibe_whisper_prompt (device_id, date, prompt) "
                              "VALUES ('dev-1', '2025-07-18', 'p')")
-    assert migrate(engine) == ["applied 0003_one_row_per_file.sql"]
+    assert migrate(engine) == ["applied 0003_one_row_per_file.sql",
+                               "applied 0004_makers_and_current.sql"]
     store = SqlResultStore(database_url=sql_url)
     days = pd.concat([store.read("audio_files", "dev-1", f"2025-07-1{d}") for d in (8, 9)])
     assert len(days) == 4 and list(days.transcriptions_status) == ["completed"] * 3 + ["failed"]

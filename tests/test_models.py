@@ -111,3 +111,42 @@ def test_faster_whisper_int8_is_estimated_at_a_quarter():
     assert fp32.model_id("whisper") == "base"
 
 
+
+
+def test_batch_sizes_do_not_change_results(tiny_models, day_slots):
+    """Batch sizes are left out of a row's maker (a memory limit may shrink them): so they
+    must not change what a stage writes. Each model, batched and one at a time, on the same
+    slots (tiny random-weight models: the arithmetic, not what they hear)."""
+    import dataclasses
+
+    from watchme_pipeline.audio import speech_segments
+    from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
+    from watchme_pipeline.models.events import EventSettings, classify_events
+
+    slots = {k: dataclasses.replace(a, segments=speech_segments(a.samples))
+             for k, a in day_slots.items()}
+    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models),
+                             whisper_engine="openai-whisper")
+    events = registry.get("events")
+    one, three = (classify_events(events.model, events.extractor, slots,
+                                  EventSettings(batch_size=b)) for b in (1, 3))
+    for slot in slots:
+        a, b = one[slot].windows, three[slot].windows
+        assert [w["time"] for w in a] == [w["time"] for w in b] and len(a) >= 5
+        for wa, wb in zip(a, b):
+            assert [e["label"] for e in wa["events"]] == [e["label"] for e in wb["events"]]
+            assert np.allclose([e["score"] for e in wa["events"]],
+                               [e["score"] for e in wb["events"]], atol=1e-5)
+    emotion = registry.get("emotion")
+    one, three = (classify_emotion(emotion.model, emotion.extractor, slots,
+                                   EmotionSettings(batch_size=b)) for b in (1, 3))
+    assert one["02-00"] is not None and one["00-00"] is None
+    for slot in slots:
+        assert (one[slot] is None) == (three[slot] is None)
+        if one[slot]:
+            assert np.allclose(list(one[slot].values()), list(three[slot].values()), atol=1e-5)
+    whisper = registry.get("whisper")
+    texts = [{k: t.text for k, t in transcribe(whisper.model, slots,
+                                                WhisperSettings(batch_size=b)).items()}
+             for b in (1, 4)]
+    assert texts[0] == texts[1] and set(texts[0]) == set(slots)

@@ -94,8 +94,9 @@ class PipelineSettings(dg.ConfigurableResource):
     language: str = Field(default="ja", description="Transcription language, a Whisper code, "
                           "or 'auto' to detect it once per slot.")
     prompt_language: str = Field(default="ja", description="Language of the LLM prompt (ja, en).")
-    recompute: bool = Field(default=False, description="Redo slots already completed with the "
-                            "current model (a slot made by another model is always redone).")
+    recompute: bool = Field(default=False, description="Redo slots already completed by this "
+                            "run's maker (a slot whose row another model or other settings "
+                            "made is always redone).")
     memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="What the run process may "
                            "hold, in MB: models are released and batches shrunk to stay under.")
     whisper_batch_size: int = Field(default=0, description="Whisper windows decoded together "
