@@ -21,7 +21,11 @@ import whisper; whisper.load_model('base', download_root='/models'); \
 from faster_whisper import WhisperModel; WhisperModel('base', download_root='/models'); \
 from transformers import AutoModelForAudioClassification as M, AutoFeatureExtractor as F; \
 [(M.from_pretrained(i), F.from_pretrained(i)) for i in \
- ('MIT/ast-finetuned-audioset-10-10-0.4593', 'superb/wav2vec2-base-superb-er')]"; fi
+ ('MIT/ast-finetuned-audioset-10-10-0.4593', 'superb/wav2vec2-base-superb-er')]" \
+    && python -m watchme_pipeline export; fi
+# The emotion step runs wav2vec2 from its ONNX export (under 1 GB, no torch in the step). An
+# export needs ~3 GB, more than a step pod: it is made here with the baked weights, or once by
+# `python -m watchme_pipeline export` in a Job writing $WATCHME_DATA_DIR/models/onnx on the volume.
 
 EXPOSE 3030
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "3030", \

@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from watchme_pipeline.models.catalog import (  # noqa: E402
+    DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
     DEFAULT_WHISPER_ENGINE,
 )
@@ -41,20 +42,29 @@ def real_whisper():
     return cached_whisper_base(ROOT / "data" / "models")
 
 
+def standard_model_paths() -> dict[str, Path]:
+    """Where the standard architectures are (the real Whisper base after `make weights`)."""
+    paths = {"whisper": CACHE / "whisper-base.pt", "events": CACHE / "ast-base",
+             "emotion": CACHE / "wav2vec2-base", "whisper-ct2": CACHE / "whisper-base-ct2"}
+    real = real_whisper()
+    if real is not None:
+        paths["whisper"], paths["whisper-ct2"] = real.openai_checkpoint, real.ct2_dir
+    return paths
+
+
 def build_standard_models() -> dict[str, str]:
     """Whisper base (the real weights after `make weights`, else random), AST base (527
-    labels), wav2vec2-base (4 labels) with random weights."""
+    labels), wav2vec2-base (4 labels) with random weights; built once, here (a measured step
+    only reads them, and imports no more than the pipeline does)."""
+    paths = standard_model_paths()
+    if all(p.exists() for p in paths.values()):
+        return {k: str(v) for k, v in paths.items()}
     import torch
 
     from watchme_pipeline.models.tiny import build_ct2_whisper
 
-    paths = {"whisper": CACHE / "whisper-base.pt", "events": CACHE / "ast-base",
-             "emotion": CACHE / "wav2vec2-base", "whisper-ct2": CACHE / "whisper-base-ct2"}
     CACHE.mkdir(parents=True, exist_ok=True)
-    real = real_whisper()
-    if real is not None:
-        paths["whisper"], paths["whisper-ct2"] = real.openai_checkpoint, real.ct2_dir
-    else:
+    if not paths["whisper-ct2"].exists():
         build_ct2_whisper(paths["whisper-ct2"], d_model=512, layers=6, heads=8)  # int8
     torch.manual_seed(0)
     if not paths["whisper"].exists():
@@ -97,12 +107,13 @@ def day_wavs(slots: int, seconds: float, all_speech: bool) -> dict[str, bytes]:
 
     from watchme_pipeline.sample_data import _noise, _speech
     rng = np.random.default_rng(3)
+    spoken: dict = {}
     n_speech = slots if all_speech else round(slots * 20 / 48)
     n_noise = 0 if all_speech else round(slots * 14 / 48)
     out = {}
     for i in range(slots):
         if i < n_speech:
-            x, _ = _speech("おはようございます。今日はとても良い天気ですね。", seconds, 16000, rng)
+            x, _ = _speech(i, ("espeak-ng", "synthetic"), spoken, seconds, 16000, rng)
         elif i < n_speech + n_noise:
             x = _noise(i % 3, seconds, 16000, rng)
         else:
@@ -136,13 +147,13 @@ def peak_rss_mb() -> float:
 # -- one measurement (in a child process) ----------------------------------------------------
 
 def make_registry(paths: dict[str, str], engine: str, event_runtime: str = "pytorch",
-                  quantize: str = ""):
+                  quantize: str = "", emotion_runtime: str = DEFAULT_EMOTION_RUNTIME):
     from watchme_pipeline.resources import ModelRegistry
     return ModelRegistry(
         profile="standard", event_model=paths["events"], emotion_model=paths["emotion"],
         whisper_model=paths["whisper-ct2" if engine == "faster-whisper" else "whisper"],
         whisper_engine=engine, cache_dir=str(CACHE), event_runtime=event_runtime,
-        quantize=quantize)
+        quantize=quantize, emotion_runtime=emotion_runtime)
 
 
 def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seconds: float,
@@ -160,6 +171,7 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
     from watchme_pipeline.assets.raw_audio import find_recordings
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
+    from watchme_pipeline.resources.model_registry import ModelBudgetError
     from watchme_pipeline.settings import PipelineSettings
     from watchme_pipeline.stage_runner import run_model_stage
 
@@ -182,19 +194,27 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
         raw_audio_s = time.perf_counter() - t0
         rss_after["raw_audio"] = round(peak_rss_mb())
     batches = {}
+    refused: dict[str, dict] = {}  # stages the limit refused: figures, not a traceback
+    estimated: dict[str, float] = {}  # what the registry expects the process to reach
     for stage in MODEL_STAGES:
         if stage.spec.asset not in steps:
             continue
+        estimated[stage.spec.asset] = round(registry.held_mb() + registry.need_mb(stage.kind))
         t0 = time.perf_counter()
-        outcome = run_model_stage(stage, day, audio_store=store, result_store=results,
-                                  registry=registry, settings=settings, log=log)
+        try:
+            outcome = run_model_stage(stage, day, audio_store=store, result_store=results,
+                                      registry=registry, settings=settings, log=log)
+        except ModelBudgetError as exc:
+            refused[stage.spec.asset] = exc.figures
+            continue
         stages[stage.spec.asset] = time.perf_counter() - t0
         batches[stage.spec.asset] = outcome.batch_size
         rss_after[stage.spec.asset] = round(peak_rss_mb())
     audio_min = slots * seconds / 60
     return {"stages": stages, "raw_audio_s": raw_audio_s, "audio_min": audio_min,
             "peak_rss_mb": peak_rss_mb(), "peak_rss_after": rss_after, "batch_sizes": batches,
-            "loaded_at_end": registry.loaded_kinds(), "memory_mb": memory_mb}
+            "loaded_at_end": registry.loaded_kinds(), "memory_mb": memory_mb,
+            "refused": refused, "need_mb": estimated}
 
 
 def encode_chunks(model, engine: str, chunks: list[np.ndarray], batch: int) -> None:
@@ -217,11 +237,9 @@ def encode_chunks(model, engine: str, chunks: list[np.ndarray], batch: int) -> N
 
 def measure(mode: str, slots: int, seconds: float, all_speech: bool, memory_mb: int,
             engine: str, quantize: str = "") -> dict:
-    import torch
-
     from watchme_pipeline.models.transcribe import WINDOW_SAMPLES as CHUNK_SAMPLES
     from watchme_pipeline.models.transcribe import transcribe
-    paths = build_standard_models()
+    paths = {k: str(v) for k, v in standard_model_paths().items()}  # built by the parent
     if mode == "ours":
         day = run_day(paths, engine, memory_mb, slots, seconds, all_speech, quantize=quantize)
         return {"mode": mode, **day, "total_s": sum(day["stages"].values())}
@@ -230,9 +248,13 @@ def measure(mode: str, slots: int, seconds: float, all_speech: bool, memory_mb: 
         day = run_day(paths, engine, memory_mb, slots, seconds, all_speech, (step,), workdir,
                       quantize)
         return {"mode": mode, **day, "total_s": sum(day["stages"].values())}
+    import torch
+
     if mode in ("naive", "engines"):  # references: openai-whisper, fp32
         engine = "openai-whisper"
-    registry = make_registry(paths, engine)
+    # The naive reference runs every model on PyTorch, as the fleet did.
+    registry = make_registry(paths, engine, emotion_runtime="pytorch" if mode == "naive"
+                             else DEFAULT_EMOTION_RUNTIME)
     audios = day_audio(slots, seconds, all_speech)
     stages: dict[str, float] = {}
     rss_after: dict[str, float] = {}
@@ -391,12 +413,12 @@ def child(mode: str, args, all_speech: bool = False, memory_mb: int = 1200) -> d
 
 
 def export_onnx(paths: dict[str, str]) -> None:
-    """Export AST to ONNX (fp32 and int8) once, here, so the measured steps find it cached
-    (a deployment exports at its first load)."""
-    for quantize in ("", "events"):
+    """Export AST (fp32 and int8) and wav2vec2 (fp32) to ONNX once, here, so the measured
+    steps find them cached (what `python -m watchme_pipeline export` does for a deployment)."""
+    for kind, quantize in (("events", ""), ("events", "events"), ("emotion", "")):
         registry = make_registry(paths, DEFAULT_WHISPER_ENGINE, "onnxruntime", quantize)
         t0 = time.perf_counter()
-        print(f"ONNX export: {registry.get('events').model_id} "
+        print(f"ONNX export: {registry.get(kind).model_id} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         registry.release_all()
 
@@ -409,13 +431,21 @@ def steps_in_processes(args, all_speech: bool = False) -> dict:
     workdir = tempfile.mkdtemp(prefix="bench-steps-")
     steps = {step: child(f"step:{step}:{workdir}", args, all_speech, memory_mb=args.memory)
              for step in ("raw_audio", "transcripts", "event_scores", "emotion_scores")}
-    stages = {name: r["stages"][name] for name, r in steps.items() if name != "raw_audio"}
-    return {"stages": stages, "total_s": sum(stages.values()),
+    stages = {name: r["stages"][name] for name, r in steps.items()
+              if name != "raw_audio" and name in r["stages"]}
+    refused = {name: r["refused"][name] for name, r in steps.items() if name in r["refused"]}
+    for name, figures in refused.items():
+        print(f"{name}: refused by the {figures['limit_mb']} MB limit: {figures['model']} "
+              f"needs about {figures['need_mb']} MB beside the {figures['held_mb']} MB held",
+              flush=True)
+    return {"stages": stages, "total_s": sum(stages.values()), "refused": refused,
             "raw_audio_s": steps["raw_audio"]["raw_audio_s"],
             "audio_min": steps["raw_audio"]["audio_min"],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in steps.values()),
             "peak_rss_after": {name: round(r["peak_rss_mb"]) for name, r in steps.items()},
             "batch_sizes": {name: steps[name]["batch_sizes"].get(name) for name in stages},
+            "estimates_mb": {name: r.get("need_mb", {}).get(name) for name, r in steps.items()
+                             if name != "raw_audio"},
             "loaded_at_end": {name: r["loaded_at_end"] for name, r in steps.items()}}
 
 
@@ -455,11 +485,9 @@ def main() -> None:
     previous = json.loads((RESULTS / "latest.json").read_text()) if (
         RESULTS / "latest.json").exists() else {}
     speech = None if "speech" in skip else child("ours", args, all_speech=True, memory_mb=4000)
-    try:  # one process under the one-model limit: the registry must refuse, not overrun
-        child("ours", args, memory_mb=args.memory)
-        in_process_one = "fits"
-    except subprocess.CalledProcessError as exc:
-        in_process_one = exc.stderr.strip().splitlines()[-1]
+    # One process under the one-model limit: the registry must release or refuse, not overrun.
+    limited = child("ours", args, memory_mb=args.memory)
+    in_process_one = {"refused": limited["refused"]} if limited["refused"] else "fits"
     floor = None if "floor" in skip else child("floor", args)
     gate = child("gate", args)
     engines = None if "engines" in skip else child("engines", args)
@@ -484,6 +512,8 @@ def main() -> None:
         "naive_over_ours": round(naive["total_s"] / one["total_s"], 2),
         "memory_limit_mb_one_model": args.memory,
         "peak_rss_mb_one_model": round(one["peak_rss_mb"]),
+        "refused_one_model": one["refused"],
+        "estimated_need_mb_one_model": one["estimates_mb"],
         "peak_rss_mb_per_step_one_model": one["peak_rss_after"],
         "batch_sizes_one_model": one["batch_sizes"],
         "loaded_at_end_one_model": one["loaded_at_end"],

@@ -22,6 +22,9 @@ class FakeRegistry(ModelRegistry):
     def runtime_mb(self, kind: str) -> float:
         return 0.0
 
+    def exports_first(self, kind: str) -> bool:
+        return False
+
     def source(self, kind: str) -> str:
         return f"fake-{kind}"
 

@@ -97,7 +97,7 @@ def test_int8_per_channel_is_an_option_and_close_to_fp32(registry):
     fp32 = registry().get("events")
     int8 = registry(quantize="events").get("events")
     assert int8.model_id == "tiny-events+onnxruntime-int8"
-    inputs = check_input(fp32.extractor)
+    inputs = {k: torch.from_numpy(v) for k, v in check_input(fp32.extractor).items()}
     p32 = torch.sigmoid(fp32.model(**inputs).logits).numpy()
     p8 = torch.sigmoid(int8.model(**inputs).logits).numpy()
     assert 0 < np.abs(p32 - p8).max() < 0.05

@@ -98,6 +98,16 @@ def test_whole_day_rows_statuses_and_scores(first_run, resources):
     assert chart_meta["insights"] == mood.insights and "37 recorded slots" in mood.insights
     with open(mood.chart_path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # People's words stay in the tables: no asset's metadata holds a transcript, the prompt
+    # or a per-slot preview (counts and figures only).
+    words = [t for t in text.transcription if len(t) >= 4] + [prompt.prompt]
+    for node in ("raw_audio", "transcripts", "event_scores", "emotion_scores", "vibe_prompt",
+                 "mood_chart"):
+        entries = meta(first_run, node)
+        assert "preview" not in entries and "prompt" not in entries, node
+        shown = " ".join(str(v) for v in entries.values())
+        assert not any(w in shown for w in words), node
+    assert meta(first_run, "vibe_prompt")["prompt_characters"] == len(prompt.prompt)
 
 
 def test_each_model_loads_once_per_run(first_run):

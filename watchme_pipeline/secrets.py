@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
+
+import dagster as dg
 
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "SUPABASE_KEY",
                "OPENAI_API_KEY")
@@ -13,10 +14,10 @@ _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]{8,}")
 
 
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:
-    """Replace known secret values, URL passwords and bearer tokens with ***."""
-    env = os.environ if env is None else env
+    """Replace known secret values, URL passwords and bearer tokens with ***. The values are
+    the ones the resources get, through Dagster's ``EnvVar`` (or from ``env``, in tests)."""
     for var in SECRET_VARS:
-        value = env.get(var)
+        value = dg.EnvVar(var).get_value() if env is None else env.get(var)
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}:***@", text)

@@ -17,6 +17,7 @@ resource whose defaults come from the deployment.
 | WATCHME_WHISPER_ENGINE | faster-whisper | or openai-whisper (batched) |
 | WATCHME_EVENT_RUNTIME | pytorch | or onnxruntime (AST exported once, checked against PyTorch) |
 | WATCHME_QUANTIZE | (none) | `events`: AST on ONNX Runtime int8, weights per channel |
+| WATCHME_EMOTION_RUNTIME | onnxruntime | or pytorch (wav2vec2; exported by `... export`) |
 | WATCHME_MEMORY_MB | 2000 | what the run process may hold (WATCHME_MODEL_MEMORY_MB: old name) |
 | WATCHME_LANGUAGE | ja | transcription language (a Whisper code; 'auto' detects) |
 | WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
@@ -39,6 +40,7 @@ import dagster as dg
 from pydantic import Field
 
 from watchme_pipeline.models.catalog import (
+    DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
     DEFAULT_MODELS,
     DEFAULT_WHISPER_ENGINE,
@@ -160,6 +162,7 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
             whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
             event_runtime=env.get("WATCHME_EVENT_RUNTIME") or DEFAULT_EVENT_RUNTIME,
             quantize=env.get("WATCHME_QUANTIZE", ""),
+            emotion_runtime=env.get("WATCHME_EMOTION_RUNTIME") or DEFAULT_EMOTION_RUNTIME,
         ),
         executor=_one_of(env.get("WATCHME_DEPLOYMENT") or "local", EXECUTORS,
                          "WATCHME_DEPLOYMENT"),

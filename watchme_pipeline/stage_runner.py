@@ -48,7 +48,6 @@ class ModelStage:
     # (store, day, the stage's rows for the day) -> metadata; writes day-level tables.
     summarize: Callable[[ResultStore, DeviceDay, pd.DataFrame], dict] = lambda *_: {}
     version: str = "1"  # of the stage's own logic: part of its code version
-    preview_columns: tuple[str, ...] = ("time_block",)
     kinds: frozenset[str] = field(default_factory=lambda: frozenset({"pytorch"}))
 
     @property

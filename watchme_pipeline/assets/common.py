@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from watchme_pipeline.deployment import pod_tags
 from watchme_pipeline.partitions import DeviceDay, parse_partition_key
@@ -29,15 +28,12 @@ def device_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContex
 def per_partition(context: dg.AssetExecutionContext,
                   compute: Callable[[DeviceDay], dict[str, Any]]) -> dg.MaterializeResult:
     """Run ``compute(day)`` for each partition of the run; each partition gets the metadata
-    it returns. The rows are already in the result store: nothing else is returned."""
+    it returns. The rows are already in the result store: nothing else is returned, and the
+    metadata holds counts and figures only (no transcript, prompt or per-slot preview: they
+    are people's days, and Dagster's event log would keep them without bound)."""
     for key, day in device_days(context):
         context.add_asset_metadata(compute(day), partition_key=key)
     return dg.MaterializeResult()
-
-
-def preview(df: pd.DataFrame, columns: list[str], rows: int = 48) -> dg.MetadataValue:
-    cols = [c for c in columns if c in df.columns]
-    return dg.MetadataValue.md(df[cols].head(rows).to_markdown(index=False) if len(df) else "-")
 
 
 # Transient faults (S3, the database, an LLM) are retried with backoff; faults of the input

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pandas as pd
 
-from watchme_pipeline.assets.common import preview
 from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.emotion import LABEL_COLUMNS, EmotionSettings, classify_emotion
 from watchme_pipeline.resources.model_registry import LoadedModel
@@ -40,8 +39,7 @@ def summarize(store, day, rows) -> dict:
     }])
     cols = list(LABEL_COLUMNS.values())
     voiced = rows[cols].notna().all(axis=1) if len(rows) else pd.Series(dtype=bool)
-    return {"slots_with_voice": int(voiced.sum()),
-            "preview": preview(rows, ["time_block", "voiced_seconds", *cols])}
+    return {"slots_with_voice": int(voiced.sum())}
 
 
 emotion_scores_stage = ModelStage(

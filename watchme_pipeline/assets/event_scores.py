@@ -6,7 +6,6 @@ import datetime as dt
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import preview
 from watchme_pipeline.audio import DecodedAudio
 from watchme_pipeline.models.events import EventSettings, classify_events, daily_summary
 from watchme_pipeline.resources.model_registry import LoadedModel
@@ -27,9 +26,7 @@ def summarize(store, day, rows) -> dict:
         "device_id": day.device_id, "date": day.date, "summary_ranking": ranking,
         "time_blocks": time_blocks, "processed_at": dt.datetime.now(dt.UTC),
     }])
-    rows = rows.assign(top_event=[t[0]["label"] if t else None for t in rows.top_events])
-    return {"top_events_of_day": dg.MetadataValue.json(ranking[:10]),
-            "preview": preview(rows, ["time_block", "top_event"])}
+    return {"top_events_of_day": dg.MetadataValue.json(ranking[:10])}
 
 
 event_scores_stage = ModelStage(

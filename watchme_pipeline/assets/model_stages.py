@@ -4,7 +4,7 @@ and metadata to ``stage_runner.run_model_stage``."""
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import asset_defaults, per_partition, preview
+from watchme_pipeline.assets.common import asset_defaults, per_partition
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.resources.model_registry import ModelBudgetError
 from watchme_pipeline.settings import PipelineSettings
@@ -41,7 +41,6 @@ def model_stage_asset(stage: ModelStage, partitions_def: dg.PartitionsDefinition
             if outcome.maker != code_version:
                 context.log.info(f"{stage.spec.asset}: this run's settings differ from the "
                                  f"deployment's; rows made by: {outcome.maker}")
-            figures.setdefault("preview", preview(outcome.rows, list(stage.preview_columns)))
             return figures
 
         return per_partition(context, one_day)

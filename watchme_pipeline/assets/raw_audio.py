@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import asset_defaults, per_partition, preview
+from watchme_pipeline.assets.common import asset_defaults, per_partition
 from watchme_pipeline.audio import AudioDecodeError, VadSettings, speech_segments
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, ResultStore
@@ -127,8 +127,6 @@ def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                 "voiced_minutes": round(sum(e - s for segs in df.segments.dropna()
                                             for s, e in segs) / 16000 / 60, 2),
                 "audio_store": audio_store.describe(),
-                "preview": preview(df, ["slot", "key", "duration_s", "sample_rate", "decodes",
-                                        "error", "superseded"]),
             }
 
         return per_partition(context, one_day)

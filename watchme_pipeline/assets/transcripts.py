@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from watchme_pipeline.assets.common import preview
 from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.resources.model_registry import LoadedModel
@@ -24,9 +23,7 @@ def transcribe_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
 def summarize(store, day, rows) -> dict:
     """Counts only: transcripts are people's words and stay in the result store."""
     chars = rows.transcription.fillna("").str.len()
-    return {"slots_with_speech": int((chars > 0).sum()),
-            "characters": int(chars.sum()),
-            "preview": preview(rows.assign(characters=chars), ["time_block", "characters"])}
+    return {"slots_with_speech": int((chars > 0).sum()), "characters": int(chars.sum())}
 
 
 transcripts_stage = ModelStage(

@@ -58,7 +58,8 @@ def vibe_prompt_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
                 "missing_slots": len(record["missing_files"]),
                 "failed_slots": sum(1 for s in record["slots"] if s["failed"]),
                 "missing": dg.MetadataValue.json(record["missing_files"]),
-                "prompt": dg.MetadataValue.md(f"```\n{record['prompt']}\n```"),
+                # Its length only: the prompt quotes people's words (vibe_whisper_prompt has it).
+                "prompt_characters": len(record["prompt"]),
             }
 
         return per_partition(context, one_day)

@@ -17,11 +17,15 @@ DEFAULT_MODELS = {
 # Accuracy); openai-whisper decodes batches greedily.
 WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
 DEFAULT_WHISPER_ENGINE = "faster-whisper"
-EVENT_RUNTIMES = ("onnxruntime", "pytorch")
+RUNTIMES = ("onnxruntime", "pytorch")  # for the audio classifiers (events, emotion)
 # make bench: ONNX Runtime fp32 equals PyTorch within 1e-4 and runs at its speed here (both at
 # the CPU's fp32 matmul rate), so PyTorch stays the default: no export at the first load (25 s,
 # ~1 GB), less memory. `quantize="events"` (ONNX Runtime int8) is 1.8x faster.
 DEFAULT_EVENT_RUNTIME = "pytorch"
+# wav2vec2 on ONNX Runtime: its step needs neither torch nor transformers, and peaks at about
+# 800 MB instead of 1,200 (make bench), inside the fleet's 1 GB emotion container; the logits
+# match PyTorch's within 1e-4 (checked at each export).
+DEFAULT_EMOTION_RUNTIME = "onnxruntime"
 QUANTIZE = ("", "events")  # events: AST on ONNX Runtime int8, weights per channel
 # fp32 sizes of the standard checkpoints (parameters x 4 bytes), used before anything is loaded.
 KNOWN_SIZES_MB = {
@@ -48,12 +52,14 @@ class ModelChoice:
     whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
     event_runtime: str = DEFAULT_EVENT_RUNTIME
     quantize: str = ""
+    emotion_runtime: str = DEFAULT_EMOTION_RUNTIME
 
     def __post_init__(self) -> None:
         for value, allowed, var in (
             (self.profile, PROFILES, "WATCHME_MODEL_PROFILE"),
             (self.whisper_engine, WHISPER_ENGINES, "WATCHME_WHISPER_ENGINE"),
-            (self.event_runtime, EVENT_RUNTIMES, "WATCHME_EVENT_RUNTIME"),
+            (self.event_runtime, RUNTIMES, "WATCHME_EVENT_RUNTIME"),
+            (self.emotion_runtime, RUNTIMES, "WATCHME_EMOTION_RUNTIME"),
         ):
             if value not in allowed:
                 raise ModelConfigError(f"{var}={value!r}: expected one of {allowed}")
@@ -76,6 +82,8 @@ class ModelChoice:
 
     def onnx_precision(self, kind: str) -> str | None:
         """fp32 or int8 where ``kind`` is configured to run on ONNX Runtime, else None."""
+        if kind == "emotion":
+            return "fp32" if self.emotion_runtime == "onnxruntime" else None
         if kind != "events" or (self.event_runtime == "pytorch" and self.quantize != "events"):
             return None  # int8 (quantize="events") exists on ONNX Runtime only
         return "int8" if self.quantize == "events" else "fp32"

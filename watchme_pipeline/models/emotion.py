@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,13 +27,27 @@ class EmotionSettings:
     batch_size: int = field(default=1, repr=False)
 
 
+def logits(model: Any, values: np.ndarray) -> np.ndarray:
+    """The classifier's logits for a batch of waveforms: on ONNX Runtime straight from numpy
+    (no torch in the process), on PyTorch under inference mode."""
+    if getattr(model, "runtime", "pytorch") == "onnxruntime":
+        return model(values).logits
+    import torch
+
+    with torch.inference_mode():
+        return model(torch.from_numpy(values)).logits.numpy()
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def classify_emotion(
     model, extractor, audios: Mapping[str, DecodedAudio],
     settings: EmotionSettings = EmotionSettings(),
 ) -> dict[str, dict[str, float] | None]:
     """Per slot, label -> probability (weighted by chunk length), or None with no voice."""
-    import torch
-
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     chunks: list[tuple[str, np.ndarray]] = []
     for slot, audio in audios.items():
@@ -48,23 +63,20 @@ def classify_emotion(
     chunks.sort(key=lambda c: len(c[1]))
     sums: dict[str, np.ndarray] = {}
     weights: dict[str, float] = {}
-    with torch.inference_mode():
-        i = 0
-        while i < len(chunks):
-            n = len(chunks[i][1])
-            j = i
-            while j < len(chunks) and j - i < settings.batch_size and len(chunks[j][1]) == n:
-                j += 1
-            batch = chunks[i:j]
-            inputs = extractor(
-                [c for _, c in batch], sampling_rate=SAMPLE_RATE, return_tensors="pt"
-            )
-            inputs.pop("attention_mask", None)
-            probs = torch.softmax(model(**inputs).logits, dim=-1).numpy()
-            for (slot, c), p in zip(batch, probs):
-                sums[slot] = sums.get(slot, 0) + p * len(c)
-                weights[slot] = weights.get(slot, 0.0) + len(c)
-            i = j
+    i = 0
+    while i < len(chunks):
+        n = len(chunks[i][1])
+        j = i
+        while j < len(chunks) and j - i < settings.batch_size and len(chunks[j][1]) == n:
+            j += 1
+        batch = chunks[i:j]
+        values = extractor([c for _, c in batch], sampling_rate=SAMPLE_RATE,
+                           return_tensors="np")["input_values"]
+        probs = softmax(logits(model, np.asarray(values, dtype=np.float32)))
+        for (slot, c), p in zip(batch, probs):
+            sums[slot] = sums.get(slot, 0) + p * len(c)
+            weights[slot] = weights.get(slot, 0.0) + len(c)
+        i = j
     return {
         slot: (
             {label: round(float(v), 4) for label, v in zip(labels, sums[slot] / weights[slot])}

@@ -18,6 +18,14 @@ def load_model(choice: ModelChoice, kind: str, source: str, *, threads: int, cac
                precision: str | None) -> tuple[Any, Any]:
     """(model, feature extractor or None) for ``kind`` from ``source``; ``precision`` (fp32,
     int8) runs it on ONNX Runtime, exported once and checked against PyTorch."""
+    if precision is not None:
+        cached = cached_onnx(choice, kind, source, cache_dir, precision, threads)
+        if cached is not None:  # no PyTorch model needed at all
+            return cached
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     if choice.ct2(kind):
         from faster_whisper import WhisperModel
 
@@ -27,37 +35,80 @@ def load_model(choice: ModelChoice, kind: str, source: str, *, threads: int, cac
         import whisper
 
         return whisper.load_model(source, device="cpu", download_root=str(cache_dir)), None
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+    from transformers import AutoModelForAudioClassification
+
+    extractor = feature_extractor(source)
+    if precision is None:
+        return AutoModelForAudioClassification.from_pretrained(source).eval(), extractor
+    from watchme_pipeline.models.onnx_runtime import ExportRejected, OnnxClassifier
+
+    folder = checkpoint_folder(source)
+    model = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    try:
+        export = build_onnx(choice, kind, model, extractor, folder, cache_dir, precision,
+                            threads)
+    except ExportRejected as exc:
+        warnings.warn(f"{exc}: {kind} runs on PyTorch", RuntimeWarning, stacklevel=2)
+        log.warning("%s: %s runs on PyTorch", exc, kind)
+        return model, extractor
+    return OnnxClassifier(export, model.config, threads, fixed_shapes=kind == "events"), extractor
+
+
+def feature_extractor(source: str) -> Any:
+    """transformers' feature extractor of a checkpoint."""
+    from transformers import AutoFeatureExtractor
 
     with warnings.catch_warnings():
         # AST's own 128-bin mel bank at 16 kHz leaves a filter empty; transformers warns
         # at every load, and nothing can be done about it.
         warnings.filterwarnings("ignore", "At least one mel filter has all zero values")
-        extractor = AutoFeatureExtractor.from_pretrained(source)
-    if precision is None:
-        return AutoModelForAudioClassification.from_pretrained(source).eval(), extractor
+        return AutoFeatureExtractor.from_pretrained(source)
+
+
+def cached_onnx(choice: ModelChoice, kind: str, source: str, cache_dir: Path, precision: str,
+                threads: int) -> tuple[Any, Any] | None:
+    """(model, extractor) from a valid cached export, or None. wav2vec2's loads without
+    transformers (its inputs are a normalized waveform); AST's needs only its extractor."""
     from watchme_pipeline.models.onnx_runtime import (
-        ExportRejected,
         OnnxClassifier,
+        Wav2Vec2Inputs,
         cached_export,
-        export_classifier,
+        classifier_config,
     )
 
     folder = checkpoint_folder(source)
-    label = onnx_label(choice, kind)
-    onnx_cache = onnx_dir(cache_dir)
-    export = cached_export(folder, onnx_cache, precision, label)
-    if export is not None:  # no PyTorch model needed at all
-        return OnnxClassifier(export, AutoConfig.from_pretrained(folder), threads), extractor
-    model = AutoModelForAudioClassification.from_pretrained(folder).eval()
-    try:
-        export = export_classifier(model, extractor, folder, onnx_cache, precision, threads,
-                                   label)
-    except ExportRejected as exc:
-        warnings.warn(f"{exc}: {kind} runs on PyTorch", RuntimeWarning, stacklevel=2)
-        log.warning("%s: %s runs on PyTorch", exc, kind)
-        return model, extractor
-    return OnnxClassifier(export, model.config, threads), extractor
+    export = cached_export(folder, onnx_dir(cache_dir), precision, onnx_label(choice, kind))
+    if export is None:
+        return None
+    extractor = Wav2Vec2Inputs(folder) if kind == "emotion" else feature_extractor(str(folder))
+    return (OnnxClassifier(export, classifier_config(folder), threads,
+                           fixed_shapes=kind == "events"), extractor)
+
+
+def build_onnx(choice: ModelChoice, kind: str, model: Any, extractor: Any, folder: Path,
+               cache_dir: Path, precision: str, threads: int) -> Any:
+    """Export ``model`` to ONNX and check it (raises ExportRejected)."""
+    from watchme_pipeline.models.onnx_runtime import export_classifier
+
+    return export_classifier(model, extractor, folder, onnx_dir(cache_dir), precision, threads,
+                             onnx_label(choice, kind), kind=kind)
+
+
+def onnx_cached(choice: ModelChoice, kind: str, source: str, cache_dir: Path,
+                precision: str) -> bool:
+    """A valid export of this checkpoint at this precision is in the cache."""
+    from watchme_pipeline.models.onnx_runtime import cached_export
+
+    folder = Path(source)
+    if not folder.is_dir():  # a hub id: its snapshot, if the hub's cache holds one
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(source, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached (or no hub client): not exported either
+            return False
+    return cached_export(folder, onnx_dir(cache_dir), precision,
+                         onnx_label(choice, kind)) is not None
 
 
 def onnx_dir(cache_dir: Path) -> Path:

@@ -45,10 +45,11 @@ def _atomic_dir(target: Path, build) -> Path:
 
 def build_tiny_whisper(cache_dir: Path) -> Path:
     """A 1-layer, 64-wide multilingual Whisper checkpoint in openai-whisper's format."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
 
-    def build(tmp: Path) -> None:
+    def build(tmp: Path) -> None:  # imports here: a cached stand-in loads without them
+        import torch
+        from whisper.model import ModelDimensions, Whisper
+
         torch.manual_seed(0)
         dims = ModelDimensions(
             n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
@@ -111,10 +112,11 @@ def build_tiny_whisper_ct2(cache_dir: Path) -> Path:
 
 def build_tiny_ast(cache_dir: Path) -> Path:
     """ASTForAudioClassification with the 527 AudioSet labels and AST's own feature extractor."""
-    import torch
-    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
     def build(tmp: Path) -> None:
+        import torch
+        from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
         torch.manual_seed(0)
         labels = audioset_labels()
         config = ASTConfig(
@@ -123,7 +125,7 @@ def build_tiny_ast(cache_dir: Path) -> Path:
             label2id={label: i for i, label in enumerate(labels)},
         )
         ASTForAudioClassification(config).save_pretrained(tmp)
-        with warnings.catch_warnings():  # AST's 128-bin mel bank: see ModelRegistry._load
+        with warnings.catch_warnings():  # AST's 128-bin mel bank: see models/loaders.py
             warnings.filterwarnings("ignore", "At least one mel filter has all zero values")
             ASTFeatureExtractor().save_pretrained(tmp)
 
@@ -132,14 +134,15 @@ def build_tiny_ast(cache_dir: Path) -> Path:
 
 def build_tiny_emotion(cache_dir: Path) -> Path:
     """Wav2Vec2ForSequenceClassification with SUPERB-ER's four labels."""
-    import torch
-    from transformers import (
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2ForSequenceClassification,
-    )
 
     def build(tmp: Path) -> None:
+        import torch
+        from transformers import (
+            Wav2Vec2Config,
+            Wav2Vec2FeatureExtractor,
+            Wav2Vec2ForSequenceClassification,
+        )
+
         torch.manual_seed(0)
         config = Wav2Vec2Config(
             hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,

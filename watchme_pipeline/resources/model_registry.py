@@ -27,6 +27,7 @@ from pydantic import PrivateAttr
 
 from watchme_pipeline.memory import give_back, rss_mb
 from watchme_pipeline.models.catalog import (
+    DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
     DEFAULT_MODELS,
     DEFAULT_WHISPER_ENGINE,
@@ -34,7 +35,7 @@ from watchme_pipeline.models.catalog import (
     ModelChoice,
 )
 from watchme_pipeline.models.identity import checkpoint_hash, weights_mb
-from watchme_pipeline.models.loaders import export_rejected, load_model
+from watchme_pipeline.models.loaders import export_rejected, load_model, onnx_cached
 from watchme_pipeline.models.sources import is_stand_in, resolve_source
 from watchme_pipeline.settings import Deployment
 
@@ -50,12 +51,23 @@ RUNTIME_MODULES = {"whisper": "ctranslate2", "events": "transformers.modeling_ut
                    "emotion": "transformers.modeling_utils"}
 ACTIVATION_MB = {"whisper": 170, "events": 200, "emotion": 350}
 ONNXRUNTIME_MB = 60
+# The first load without a cached ONNX export exports it in the step: the PyTorch model, the
+# traced program and the ONNX proto are held at once. Measured peaks over the weights: AST
+# ~3x, wav2vec2 (dynamic in time) 6.5x (2.76 GB for wav2vec2-base). `python -m
+# watchme_pipeline export` does it ahead, once, outside the steps.
+EXPORT_FACTOR = {"events": 3.0, "emotion": 6.5}
 # Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
 MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
 
 
 class ModelBudgetError(RuntimeError):
-    pass
+    """A model refused by the process limit; the figures are kept for reports."""
+
+    def __init__(self, message: str, *, model: str = "", kind: str = "", need_mb: float = 0,
+                 held_mb: float = 0, limit_mb: int = 0) -> None:
+        super().__init__(message)
+        self.figures = {"model": model, "kind": kind, "need_mb": round(need_mb),
+                        "held_mb": round(held_mb), "limit_mb": limit_mb}
 
 
 @dataclass
@@ -97,6 +109,8 @@ class ModelRegistry(dg.ConfigurableResource):
     # PyTorch; `quantize="events"`: ONNX Runtime int8, weights quantized per channel.
     event_runtime: str = DEFAULT_EVENT_RUNTIME
     quantize: str = ""
+    # The emotion model (wav2vec2) on ONNX Runtime (default) or PyTorch.
+    emotion_runtime: str = DEFAULT_EMOTION_RUNTIME
 
     _loaded: OrderedDict = PrivateAttr(default_factory=OrderedDict)
     _loads: list = PrivateAttr(default_factory=list)  # kinds loaded, in order
@@ -108,7 +122,8 @@ class ModelRegistry(dg.ConfigurableResource):
                            event_model=self.event_model, emotion_model=self.emotion_model,
                            whisper_engine=self.whisper_engine,
                            whisper_compute_type=self.whisper_compute_type,
-                           event_runtime=self.event_runtime, quantize=self.quantize)
+                           event_runtime=self.event_runtime, quantize=self.quantize,
+                           emotion_runtime=self.emotion_runtime)
 
     # -- which model -----------------------------------------------------------------------
 
@@ -161,8 +176,17 @@ class ModelRegistry(dg.ConfigurableResource):
     def loaded_kinds(self) -> list[str]:
         return list(self._loaded)
 
+    def exports_first(self, kind: str) -> bool:
+        """True when loading ``kind`` must export it to ONNX first (no valid cached export)."""
+        precision = self.onnx_precision(kind)
+        return bool(precision) and not onnx_cached(self.choice, kind, self.source(kind),
+                                                   Path(self.cache_dir), str(precision))
+
     def runtime_mb(self, kind: str) -> float:
         """What importing the kind's runtime adds, if it is not imported yet."""
+        if self.exports_first(kind):  # PyTorch and transformers, then ONNX Runtime
+            return (RUNTIME_MB[kind] * ("transformers.modeling_utils" not in sys.modules)
+                    + ONNXRUNTIME_MB * ("onnxruntime" not in sys.modules))
         if self.onnx_precision(kind):  # ONNX Runtime itself, not transformers' modeling code
             return 0.0 if "onnxruntime" in sys.modules else ONNXRUNTIME_MB
         ct2 = self.choice.ct2(kind)
@@ -171,8 +195,11 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def need_mb(self, kind: str) -> float:
         """What loading ``kind`` adds to the process: its runtime's imports (the first time),
-        its weights, and one batch item's activations."""
-        return self.runtime_mb(kind) + self.estimate_mb(kind) + ACTIVATION_MB[kind]
+        its weights (or exporting them to ONNX), and one batch item's activations."""
+        weights = self.estimate_mb(kind)
+        if self.exports_first(kind):
+            weights *= EXPORT_FACTOR[kind]
+        return self.runtime_mb(kind) + weights + ACTIVATION_MB[kind]
 
     def get(self, kind: str, memory_mb: int | None = None) -> LoadedModel:
         """The model, loaded once; with ``memory_mb`` (the process limit) other models are
@@ -186,11 +213,14 @@ class ModelRegistry(dg.ConfigurableResource):
                 self.release(next(iter(self._loaded)))
             held = self.held_mb()
             if held + need > memory_mb:
+                export = (" (most of it to export it to ONNX first: `python -m watchme_pipeline "
+                          "export` does that once, ahead)" if self.exports_first(kind) else "")
                 raise ModelBudgetError(
-                    f"model {self.model_id(kind)} ({kind}) needs about {need:.0f} MB, and the "
-                    f"run process already holds {held:.0f} MB without it: more than its limit "
-                    f"of {memory_mb} MB (WATCHME_MEMORY_MB)"
-                )
+                    f"model {self.model_id(kind)} ({kind}) needs about {need:.0f} MB{export}, "
+                    f"and the run process already holds {held:.0f} MB without it: more than "
+                    f"its limit of {memory_mb} MB (WATCHME_MEMORY_MB)",
+                    model=self.model_id(kind), kind=kind, need_mb=need, held_mb=held,
+                    limit_mb=memory_mb)
         t0 = time.perf_counter()
         model, extractor = self.load_model(kind)
         loaded = LoadedModel(kind, self.model_id(kind), model, extractor, need)
@@ -229,11 +259,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def load_model(self, kind: str) -> tuple[Any, Any]:
         """Load ``kind`` (no memory bookkeeping: ``get`` does that): (model, extractor)."""
-        import torch
-
         threads = self.torch_threads or cpu_limit()
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
         return load_model(self.choice, kind, self.source(kind), threads=threads,
                           cache_dir=Path(self.cache_dir), precision=self.onnx_precision(kind))
 
@@ -245,4 +271,5 @@ def model_registry_for(deployment: Deployment) -> ModelRegistry:
         whisper_model=models.whisper_model, event_model=models.event_model,
         emotion_model=models.emotion_model, whisper_engine=models.whisper_engine,
         event_runtime=models.event_runtime, quantize=models.quantize,
+        emotion_runtime=models.emotion_runtime,
     )
