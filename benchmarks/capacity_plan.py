@@ -32,6 +32,7 @@ def pod_limit(peak_mb: float) -> int:
 def plan(bench: dict) -> str:
     day_s = bench["day_mixed_s"]  # wall seconds for one device-day on a 2-core pod
     rss = bench["peak_rss_mb_one_model"]
+    est = bench.get("estimated_need_mb_one_model") or {}
     per_pod_day = 86_400 * UTILISATION / day_s  # device-days one pod finishes per day
     lines = [
         f"Inputs (from `{LATEST.relative_to(ROOT)}`): a mixed device-day takes **{day_s:.0f} s**"
@@ -41,12 +42,16 @@ def plan(bench: dict) -> str:
         f" at {UTILISATION:.0%} busy.",
         "",
         "Step pods (`stages.py` `pod_memory`, what `deployment.pod_tags` asks for): the request"
-        " is the step's measured peak RSS rounded up to 50 MiB and `WATCHME_MEMORY_MB` in the"
-        " pod is set to it; the limit is 25 % more.",
+        " is the larger of the step's measured peak RSS and the registry's estimate of it"
+        " (what the process holds plus the model's need: under a smaller `WATCHME_MEMORY_MB`"
+        " the registry would refuse the model), rounded up to 50 MiB, and `WATCHME_MEMORY_MB`"
+        " in the pod is set to it; the limit is 25 % more.",
         "",
-        "| step | measured peak RSS | request | limit |",
-        "|---|---|---|---|",
-        *[f"| {step} | {mb} MB | {pod_request(mb)}Mi | {pod_limit(mb)}Mi |"
+        "| step | measured peak RSS | registry's estimate | request | limit |",
+        "|---|---|---|---|---|",
+        *[f"| {step} | {mb} MB | {est.get(step, '-')}{' MB' if step in est else ''} |"
+          f" {pod_request(max(mb, est.get(step, 0)))}Mi |"
+          f" {pod_limit(max(mb, est.get(step, 0)))}Mi |"
           for step, mb in bench["peak_rss_mb_per_step_one_model"].items()],
         "",
         f"- Devices per core: **{86_400 / day_s / POD_CPUS:.1f}** (48 recordings a day each,"

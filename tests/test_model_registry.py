@@ -33,11 +33,11 @@ class FakeRegistry(ModelRegistry):
 
 
 def test_lru_eviction_keeps_the_process_under_its_limit():
-    # needs: whisper 400 + 170, events 450 + 200, emotion 500 + 350 (weights + one item)
+    # needs: whisper 400 + 170, events 450 + 310, emotion 500 + 350 (weights + one item)
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     registry.get("whisper", memory_mb=1750)
     registry.get("events", memory_mb=1750)
-    assert registry.loaded_kinds() == ["whisper", "events"]  # 300 + 570 + 650 = 1520 MB
+    assert registry.loaded_kinds() == ["whisper", "events"]  # 300 + 570 + 760 = 1630 MB
     registry.get("whisper", memory_mb=1750)  # used again: now the most recent
     registry.get("emotion", memory_mb=1750)  # 850 more: the least recently used (events) goes
     assert registry.loaded_kinds() == ["whisper", "emotion"]
@@ -52,7 +52,7 @@ def test_lru_eviction_keeps_the_process_under_its_limit():
 def test_a_model_that_cannot_fit_is_refused_before_loading():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) "
-                       r"needs about 650 MB, and the run process already holds 300 MB "
+                       r"needs about 760 MB, and the run process already holds 300 MB "
                        r"without it: more than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
         registry.get("events", memory_mb=700)
     assert registry.loaded_kinds() == [] and registry.loads() == []

@@ -123,8 +123,11 @@ def test_batch_sizes_do_not_change_results(tiny_models, day_slots):
     from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
     from watchme_pipeline.models.events import EventSettings, classify_events
 
+    # Silence, white noise and 20 s of speech (two windows): enough to batch, kept short.
+    slots = {k: dataclasses.replace(a, samples=a.samples[:20 * SAMPLE_RATE])
+             for k, a in day_slots.items() if k in ("00-00", "01-00", "02-00")}
     slots = {k: dataclasses.replace(a, segments=speech_segments(a.samples))
-             for k, a in day_slots.items()}
+             for k, a in slots.items()}
     registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models),
                              whisper_engine="openai-whisper")
     events = registry.get("events")
@@ -132,7 +135,7 @@ def test_batch_sizes_do_not_change_results(tiny_models, day_slots):
                                   EventSettings(batch_size=b)) for b in (1, 3))
     for slot in slots:
         a, b = one[slot].windows, three[slot].windows
-        assert [w["time"] for w in a] == [w["time"] for w in b] and len(a) >= 5
+        assert [w["time"] for w in a] == [w["time"] for w in b] and len(a) >= 2
         for wa, wb in zip(a, b):
             assert [e["label"] for e in wa["events"]] == [e["label"] for e in wb["events"]]
             assert np.allclose([e["score"] for e in wa["events"]],

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 class StageSpec:
     asset: str  # the Dagster asset
     tables: tuple[str, ...]  # what it writes; the first holds its per-slot rows
-    pod_memory: tuple[str, str]  # k8s request, limit (measured: docs/scaling.md)
+    # k8s request, limit: the larger of make bench's measured step peak and the registry's
+    # estimate, rounded up to 50 MiB, +25 % (docs/scaling.md, benchmarks/capacity_plan.py)
+    pod_memory: tuple[str, str]
     status: str | None = None  # model stages: audio_files.{status}_status
     model_kind: str | None = None  # model stages: the ModelRegistry kind
 
@@ -31,13 +33,13 @@ class StageSpec:
         return f"{self.status}_status"
 
 
-RAW_AUDIO = StageSpec("raw_audio", ("audio_files",), ("650Mi", "850Mi"))
-TRANSCRIPTS = StageSpec("transcripts", ("vibe_whisper",), ("850Mi", "1100Mi"),
+RAW_AUDIO = StageSpec("raw_audio", ("audio_files",), ("350Mi", "450Mi"))
+TRANSCRIPTS = StageSpec("transcripts", ("vibe_whisper",), ("700Mi", "900Mi"),
                         status="transcriptions", model_kind="whisper")
 EVENT_SCORES = StageSpec("event_scores", ("behavior_yamnet", "behavior_summary"),
-                         ("1250Mi", "1600Mi"), status="behavior_features", model_kind="events")
+                         ("1200Mi", "1500Mi"), status="behavior_features", model_kind="events")
 EMOTION_SCORES = StageSpec("emotion_scores", ("emotion_superb", "emotion_opensmile_summary"),
-                           ("1400Mi", "1750Mi"), status="emotion_features", model_kind="emotion")
+                           ("1000Mi", "1250Mi"), status="emotion_features", model_kind="emotion")
 VIBE_PROMPT = StageSpec("vibe_prompt", ("vibe_whisper_prompt",), ("256Mi", "512Mi"))
 MOOD_CHART = StageSpec("mood_chart", ("vibe_whisper_summary",), ("384Mi", "512Mi"))
 
