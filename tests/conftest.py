@@ -57,12 +57,15 @@ new_audio_sensor = build_new_audio_sensor(PARTITIONS)
 
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
-    """Random-weight Whisper, AST and wav2vec2 with the real classes, built once; AST's ONNX
-    export made once too (homes that link this folder share it)."""
+    """Random-weight Whisper, AST and wav2vec2 with the real classes, built once; their ONNX
+    exports made once too (homes that link this folder share them)."""
     for build in TINY_BUILDERS.values():
         build(MODEL_CACHE)
-    ModelRegistry(profile="tiny", cache_dir=str(MODEL_CACHE), event_runtime="onnxruntime"
-                  ).get("events")
+    registry = ModelRegistry(profile="tiny", cache_dir=str(MODEL_CACHE),
+                             event_runtime="onnxruntime")
+    registry.get("events")
+    registry.get("emotion")  # wav2vec2 runs on ONNX Runtime by default
+    registry.release_all()
     return MODEL_CACHE
 
 
