@@ -19,7 +19,7 @@ class FakeRegistry(ModelRegistry):
     def held_mb(self) -> float:
         return 300 + sum(m.size_mb for m in self._loaded.values())
 
-    def runtime_mb(self, kind: str) -> float:
+    def runtime_mb(self, kind: str, exporting: bool | None = None) -> float:
         return 0.0
 
     def exports_first(self, kind: str) -> bool:

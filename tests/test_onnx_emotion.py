@@ -56,8 +56,13 @@ def test_onnx_probabilities_match_pytorch_and_the_model_names_its_runtime(regist
         assert abs(sum(got[slot].values()) - 1) < 1e-3
         assert max(abs(got[slot][k] - want[slot][k]) for k in got[slot]) <= 1e-4
     # Dynamic in time: a 2.3 s chunk runs, and equals PyTorch's logits.
+    import torch
+
     short = check_inputs(onnx.extractor, "emotion")[1]["input_values"]
     assert short.shape == (1, 36_800)
+    with torch.inference_mode():
+        expected = torch_model.model(torch.from_numpy(short)).logits.numpy()
+    assert np.abs(onnx.model(short).logits - expected).max() < 1e-4
 
 
 def test_the_numpy_inputs_equal_transformers_feature_extractor(tiny_models):

@@ -99,14 +99,10 @@ def onnx_cached(choice: ModelChoice, kind: str, source: str, cache_dir: Path,
     """A valid export of this checkpoint at this precision is in the cache."""
     from watchme_pipeline.models.onnx_runtime import cached_export
 
-    folder = Path(source)
-    if not folder.is_dir():  # a hub id: its snapshot, if the hub's cache holds one
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(source, local_files_only=True))
-        except Exception:  # noqa: BLE001 - not cached (or no hub client): not exported either
-            return False
+    try:
+        folder = checkpoint_folder(source, local_only=True)
+    except OSError:  # a hub id not in the hub's cache: not exported either
+        return False
     return cached_export(folder, onnx_dir(cache_dir), precision,
                          onnx_label(choice, kind)) is not None
 

@@ -38,13 +38,19 @@ def resolve_source(choice: ModelChoice, kind: str, cache_dir: Path) -> str:
     return configured
 
 
-def checkpoint_folder(source: str) -> Path:
-    """A local folder for a transformers checkpoint: itself, or the hub's cached snapshot."""
+def checkpoint_folder(source: str, local_only: bool = False) -> Path:
+    """A local folder for a transformers checkpoint: itself, or the hub's cached snapshot
+    (``local_only``: only if the hub's cache already holds it, else OSError)."""
     if Path(source).is_dir():
         return Path(source)
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(source))
+    try:
+        return Path(snapshot_download(source, local_files_only=local_only))
+    except Exception as exc:  # noqa: BLE001 - the hub client's errors vary by version
+        if local_only:
+            raise OSError(f"{source}: not in the model hub's cache") from exc
+        raise
 
 
 def onnx_label(choice: ModelChoice, kind: str) -> str:

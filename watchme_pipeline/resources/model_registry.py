@@ -183,9 +183,10 @@ class ModelRegistry(dg.ConfigurableResource):
         return bool(precision) and not onnx_cached(self.choice, kind, self.source(kind),
                                                    Path(self.cache_dir), str(precision))
 
-    def runtime_mb(self, kind: str) -> float:
-        """What importing the kind's runtime adds, if it is not imported yet."""
-        if self.exports_first(kind):  # PyTorch and transformers, then ONNX Runtime
+    def runtime_mb(self, kind: str, exporting: bool | None = None) -> float:
+        """What importing the kind's runtime adds, if it is not imported yet (``exporting``:
+        whether it must be exported first, when the caller knows)."""
+        if self.exports_first(kind) if exporting is None else exporting:  # torch, then ORT
             return (RUNTIME_MB[kind] * ("transformers.modeling_utils" not in sys.modules)
                     + ONNXRUNTIME_MB * ("onnxruntime" not in sys.modules))
         if self.onnx_precision(kind):  # ONNX Runtime itself, not transformers' modeling code
@@ -197,10 +198,10 @@ class ModelRegistry(dg.ConfigurableResource):
     def need_mb(self, kind: str) -> float:
         """What loading ``kind`` adds to the process: its runtime's imports (the first time),
         its weights (or exporting them to ONNX), and one batch item's activations."""
-        weights = self.estimate_mb(kind)
-        if self.exports_first(kind):
-            weights *= EXPORT_FACTOR[kind]
-        return self.runtime_mb(kind) + weights + ACTIVATION_MB[kind]
+        # Finding out hashes the checkpoint and the export: once here, not per term.
+        exporting = self.exports_first(kind)
+        weights = self.estimate_mb(kind) * (EXPORT_FACTOR[kind] if exporting else 1)
+        return self.runtime_mb(kind, exporting) + weights + ACTIVATION_MB[kind]
 
     def get(self, kind: str, memory_mb: int | None = None) -> LoadedModel:
         """The model, loaded once; with ``memory_mb`` (the process limit) other models are
