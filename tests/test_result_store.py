@@ -32,14 +32,17 @@ def test_migrations_are_idempotent_and_match_the_schema(sql_url):
         assert inspector.get_pk_constraint(name)["constrained_columns"] == [
             c.name for c in table.primary_key.columns], name
     assert first == ["applied 0001_initial.sql", "applied 0002_run_failures.sql",
-                     "applied 0003_one_row_per_file.sql", "applied 0004_makers_and_current.sql"]
+                     "applied 0003_one_row_per_file.sql", "applied 0004_makers_and_current.sql",
+                     "applied 0005_alert_indexes.sql"]
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select version from schema_migrations order by 1"
                                     ).scalars().all() == ["0001_initial", "0002_run_failures",
                                                           "0003_one_row_per_file",
-                                                          "0004_makers_and_current"]
-    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("audio_files")}
-    assert indexes == {i.name: [c.name for c in i.columns] for i in schema.audio_files.indexes}
+                                                          "0004_makers_and_current",
+                                                          "0005_alert_indexes"]
+    for table in (schema.audio_files, schema.vibe_whisper_summary, schema.run_failures):
+        indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+        assert indexes == {i.name: [c.name for c in i.columns] for i in table.indexes}
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             kind = conn.exec_driver_sql(
@@ -178,3 +181,42 @@ def test_whole_day_on_postgresql(postgres, resources, instance, sample_day):
     assert len(store.read("behavior_yamnet", DEVICE, DATE)) == 37
     scores = store.read("vibe_whisper_summary", DEVICE, DATE).iloc[0].vibe_scores
     assert len(scores) == 48 and sum(s is None for s in scores) == 11
+
+
+def test_the_alert_reads_cover_one_date_across_devices(sql_url):
+    """What the alert sensors read, on both backends: devices that recorded on a date (current
+    recordings only), charts of a date, failed slots, failures since a time."""
+    store = SqlResultStore(database_url=sql_url)
+    for device, date, hour in [("a", "2025-07-18", 9), ("a", "2025-07-18", 21),
+                               ("b", "2025-07-18", 10), ("b", "2025-07-19", 1),
+                               ("c", "2025-07-17", 9)]:
+        store.register_recordings([{"device_id": device, "local_date": date,
+                                    "file_path": f"files/{device}/{date}/{hour:02d}-00/audio.wav",
+                                    "recorded_at": T0 + dt.timedelta(days=int(date[-2:]) - 18,
+                                                                     hours=hour),
+                                    "time_block": f"{hour:02d}-00", "decodes": hour != 21}])
+    store.register_recordings([{"device_id": "b", "local_date": "2025-07-18",
+                                "file_path": "files/b/2025-07-18/23-00/old.wav",
+                                "recorded_at": T0 + dt.timedelta(hours=23), "time_block": "23-00",
+                                "superseded": True}])
+    store.set_status("a", ["files/a/2025-07-18/21-00/audio.wav"], "transcriptions", "failed",
+                     "x.wav: broken")
+    frame = store.devices_recording(["2025-07-18", "2025-07-19"]).sort_values(
+        ["device_id", "local_date"])
+    assert frame.values.tolist() == [
+        ["a", "2025-07-18", 2, T0 + dt.timedelta(hours=21)],
+        ["b", "2025-07-18", 1, T0 + dt.timedelta(hours=10)],  # the superseded file left out
+        ["b", "2025-07-19", 1, T0 + dt.timedelta(days=1, hours=1)]]
+    store.replace_partition("vibe_whisper_summary", "a", "2025-07-18",
+                            [{"device_id": "a", "date": "2025-07-18", "vibe_scores": [0] * 48}])
+    assert store.charted_devices("2025-07-18") == {"a"} and store.charted_devices("2025-07-19") \
+        == set()
+    failed = store.failed_slots("2025-07-18")
+    assert failed.values.tolist() == [["a", "21-00", "x.wav: broken"]]
+    for i in range(3):
+        store.record_run_failure({"run_id": f"r{i}", "failed_at": T0 + dt.timedelta(minutes=i),
+                                  "message": "m"})
+    since = store.run_failures_since(T0 + dt.timedelta(minutes=1))
+    assert since.run_id.tolist() == ["r1", "r2"]
+    assert since.failed_at.tolist() == [T0 + dt.timedelta(minutes=m) for m in (1, 2)]
+    assert store.run_failures_since(None, limit=1).run_id.tolist() == ["r0"]

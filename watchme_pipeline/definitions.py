@@ -22,8 +22,14 @@ from watchme_pipeline.resources import (
     mood_scorer_for,
     result_store_for,
 )
+from watchme_pipeline.resources.alert_channels import alert_channels_for
 from watchme_pipeline.resources.model_registry import model_registry_for
-from watchme_pipeline.sensors import build_new_audio_sensor, record_failed_runs
+from watchme_pipeline.sensors import (
+    build_alert_sensors,
+    build_charts_on_time_check,
+    build_new_audio_sensor,
+    record_failed_runs,
+)
 from watchme_pipeline.settings import Deployment, load_deployment, run_settings
 
 JOB_NAME = "device_day_job"
@@ -37,6 +43,7 @@ def build_resources(deployment: Deployment) -> dict:
         "model_registry": model_registry_for(deployment),
         "mood_scorer": mood_scorer_for(deployment),
         "settings": run_settings(deployment),
+        "alert_channels": alert_channels_for(deployment),
     }
 
 
@@ -78,7 +85,9 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     partitions = build_partitions(deployment.timezone, deployment.start_date)
     assets = build_assets(partitions, resources["model_registry"], resources["settings"],
                           resources["mood_scorer"].name())
-    selection = dg.AssetSelection.assets(*assets)
+    charts_on_time = build_charts_on_time_check(deployment.alerts.policy)
+    # The fleet-wide chart check belongs to its sensor (and the UI), not to device-day runs.
+    selection = dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(charts_on_time)
     job = dg.define_asset_job(
         JOB_NAME, selection=selection,
         description="The whole graph for one device-day (what the sensor launches).",
@@ -91,9 +100,10 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=configured_assets(assets, resources),
-        asset_checks=build_checks(partitions),
+        asset_checks=[*build_checks(partitions), charts_on_time],
         jobs=[job],
-        sensors=[build_new_audio_sensor(partitions, JOB_NAME), record_failed_runs, automation],
+        sensors=[build_new_audio_sensor(partitions, JOB_NAME), record_failed_runs, automation,
+                 *build_alert_sensors(deployment.alerts.policy)],
         resources=resources,
         # In-process by default: the steps of a run share one process and its models.
         # WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).

@@ -66,6 +66,7 @@ audio_files = sa.Table(
     sa.Column("updated_at", UTCDateTime),
     sa.Index("audio_files_day", "device_id", "local_date"),
     sa.Index("audio_files_recorded", "device_id", "recorded_at"),
+    sa.Index("audio_files_date", "local_date", "device_id"),  # the alert sensors' reads (0005)
 )
 
 vibe_whisper = sa.Table(
@@ -131,6 +132,7 @@ vibe_whisper_summary = sa.Table(
     sa.Column("chart_path", sa.Text),
     sa.Column("scorer", sa.Text),
     sa.Column("processed_at", UTCDateTime),
+    sa.Index("vibe_whisper_summary_date", "date"),  # charts of a date, fleet-wide (0005)
 )
 
 
@@ -143,6 +145,7 @@ run_failures = sa.Table(
     sa.Column("error_class", sa.Text),
     sa.Column("message", sa.Text),
     sa.Column("failed_at", UTCDateTime),
+    sa.Index("run_failures_failed_at", "failed_at"),  # failures since a cursor (0005)
 )
 
 TABLES = {t.name: t for t in metadata.sorted_tables}

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "SUPABASE_KEY",
-               "OPENAI_API_KEY")
+               "OPENAI_API_KEY", "WATCHME_ALERT_EMAIL_PASSWORD", "WATCHME_ALERT_WEBHOOK_URL")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):(?P<pw>[^@\s]+)@", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]{8,}")
 

@@ -23,9 +23,14 @@ resource whose defaults come from the deployment.
 | WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
 | WATCHME_MOOD_SCORER | local | or openai (WATCHME_LLM_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY) |
 | WATCHME_DEPLOYMENT | local | the executor: local, multiprocess or k8s (deployment.py) |
+| WATCHME_ALERT_EMAIL_TO (+ _FROM, _SMTP_*, _USER, _PASSWORD) | (off) | mail alerts |
+| WATCHME_ALERT_WEBHOOK_URL | (off) | chat webhook alerts (Slack, Mattermost, Teams) |
+| WATCHME_ALERT_GROUP_S, _CHART_DEADLINE, _SILENT_AFTER_H, _DIGEST_AT | 300, 06:00, 3, 07:00 | |
+| WATCHME_UI_URL | http://127.0.0.1:3000 | the UI, for links in alerts (README "Alerts") |
 
-Secrets (AWS keys, SUPABASE_KEY, OPENAI_API_KEY) are never read into the deployment: it only
-notes that they are set, and the builders hand them on as ``dg.EnvVar``.
+Secrets (AWS keys, SUPABASE_KEY, OPENAI_API_KEY, the alert mail password and webhook URL) are
+never read into the deployment: it only notes that they are set, and the builders hand them on
+as ``dg.EnvVar``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
+from watchme_pipeline.alerts import AlertPolicy, parse_clock
 from watchme_pipeline.models.catalog import (
     DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
@@ -54,6 +60,21 @@ AWS_SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TO
 EXECUTORS = ("local", "multiprocess", "k8s")
 MOOD_SCORERS = ("local", "openai")
 PROMPT_LANGUAGES = ("ja", "en")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go (secrets: only whether they are set) and when they are sent."""
+
+    email_to: tuple[str, ...] = ()
+    email_from: str = "watchme@localhost"
+    smtp_host: str = "localhost"
+    smtp_port: int = 0
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password_set: bool = False
+    webhook_set: bool = False
+    policy: AlertPolicy = AlertPolicy()
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,7 @@ class Deployment:
     language: str = "ja"
     prompt_language: str = "ja"
     memory_mb: int = DEFAULT_MEMORY_MB
+    alerts: AlertSettings = AlertSettings()
 
     @property
     def model_cache(self) -> Path:
@@ -136,6 +158,48 @@ def _one_of(value: str, allowed: tuple[str, ...], var: str) -> str:
     return value
 
 
+def _number(env: Mapping[str, str], var: str, default: float, kind: type = float) -> float:
+    value = env.get(var) or ""
+    if not value:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"{var}={value!r}: expected a number") from None
+    if number < 0:
+        raise ValueError(f"{var}={value!r}: must not be negative")
+    return number
+
+
+def load_alerts(env: Mapping[str, str], timezone: str) -> AlertSettings:
+    """The alert channels and policy (README "Alerts"), validated, naming the variable."""
+    email_to = tuple(a.strip() for a in (env.get("WATCHME_ALERT_EMAIL_TO") or "").split(",")
+                     if a.strip())
+    for address in email_to:
+        if "@" not in address:
+            raise ValueError(f"WATCHME_ALERT_EMAIL_TO: {address!r} is not a mail address")
+    return AlertSettings(
+        email_to=email_to,
+        email_from=env.get("WATCHME_ALERT_EMAIL_FROM") or "watchme@localhost",
+        smtp_host=env.get("WATCHME_ALERT_EMAIL_SMTP_HOST") or "localhost",
+        smtp_port=int(_number(env, "WATCHME_ALERT_EMAIL_SMTP_PORT", 0, int)),
+        smtp_security=_one_of(env.get("WATCHME_ALERT_EMAIL_SMTP_SECURITY") or "starttls",
+                              ("starttls", "ssl", "none"), "WATCHME_ALERT_EMAIL_SMTP_SECURITY"),
+        smtp_user=env.get("WATCHME_ALERT_EMAIL_USER") or None,
+        smtp_password_set=bool(env.get("WATCHME_ALERT_EMAIL_PASSWORD")),
+        webhook_set=bool(env.get("WATCHME_ALERT_WEBHOOK_URL")),
+        policy=AlertPolicy(
+            timezone=timezone,
+            group_s=int(_number(env, "WATCHME_ALERT_GROUP_S", 300, int)),
+            chart_deadline=parse_clock(env.get("WATCHME_CHART_DEADLINE") or "06:00",
+                                       "WATCHME_CHART_DEADLINE"),
+            silent_after_h=_number(env, "WATCHME_SILENT_AFTER_H", 3.0),
+            digest_at=parse_clock(env.get("WATCHME_DIGEST_AT") or "07:00", "WATCHME_DIGEST_AT"),
+            ui_url=env.get("WATCHME_UI_URL") or "http://127.0.0.1:3000",
+        ),
+    )
+
+
 def load_deployment(env: Mapping[str, str]) -> Deployment:
     """The deployment the environment describes, validated: a bad value fails at load,
     naming its variable, not later in a run."""
@@ -178,6 +242,7 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
         prompt_language=_one_of(env.get("WATCHME_PROMPT_LANGUAGE") or "ja", PROMPT_LANGUAGES,
                                 "WATCHME_PROMPT_LANGUAGE"),
         memory_mb=memory_limit_mb(env),
+        alerts=load_alerts(env, env.get("WATCHME_TIMEZONE") or "Asia/Tokyo"),
     )
     ZoneInfo(deployment.timezone)  # fail at load with the bad name, not later in a run
     return deployment

@@ -25,9 +25,20 @@ from watchme_pipeline.migrations import migrate
 from watchme_pipeline.settings import Deployment
 from watchme_pipeline.stages import RAW_AUDIO, STATUS_NAMES, StageSpec
 
+REST_PAGE = 1000  # PostgREST's usual max-rows
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A timestamp as aware UTC, whether the driver gave a datetime or SQLite's text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def clean_value(value: Any) -> Any:
@@ -111,7 +122,29 @@ class ResultStore(dg.ConfigurableResource):
     def run_failures(self) -> pd.DataFrame:
         raise NotImplementedError
 
+    # -- what the alert sensors read: one or two dates, never all history ------------------
 
+    def run_failures_since(self, after: dt.datetime | None, limit: int = 500) -> pd.DataFrame:
+        """Failures recorded at or after ``after`` (all if None), oldest first, at most
+        ``limit``."""
+        raise NotImplementedError
+
+    def devices_recording(self, dates: Sequence[str]) -> pd.DataFrame:
+        """Per device and local date of ``dates``: current recordings and the last one's
+        time (device_id, local_date, recordings, last_recorded_at)."""
+        raise NotImplementedError
+
+    def charted_devices(self, date: str) -> set[str]:
+        """Devices with a mood chart (a vibe_whisper_summary row) for ``date``."""
+        raise NotImplementedError
+
+    def failed_slots(self, date: str) -> pd.DataFrame:
+        """The current recordings of ``date`` that failed a stage, with their error
+        (device_id, time_block, error)."""
+        raise NotImplementedError
+
+
+RECORDING_COLUMNS = ["device_id", "local_date", "recordings", "last_recorded_at"]
 FACT_COLUMNS = ["recorded_at", "file_size", "duration_s", "sample_rate", "decodes",
                 "speech_segments", "superseded", "updated_at"]
 DONE = ("completed", "superseded")
@@ -197,6 +230,42 @@ class SqlResultStore(ResultStore):
     def run_failures(self) -> pd.DataFrame:
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(schema.run_failures), conn)
+
+    def run_failures_since(self, after: dt.datetime | None, limit: int = 500) -> pd.DataFrame:
+        t = schema.run_failures
+        query = sa.select(t).order_by(t.c.failed_at, t.c.run_id).limit(limit)
+        if after is not None:
+            query = query.where(t.c.failed_at >= after)
+        with self.engine.connect() as conn:
+            return typed_frame("run_failures", conn.execute(query).mappings().all())
+
+    def devices_recording(self, dates: Sequence[str]) -> pd.DataFrame:
+        t = schema.audio_files
+        query = (sa.select(t.c.device_id, t.c.local_date,
+                           sa.func.count().label("recordings"),
+                           sa.func.max(t.c.recorded_at).label("last_recorded_at"))
+                 .where(t.c.local_date.in_(list(dates)), t.c.superseded.is_(False))
+                 .group_by(t.c.device_id, t.c.local_date))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        # max() of a timestamp comes back as text on SQLite: parse it the same everywhere.
+        return pd.DataFrame(
+            [(d, day, n, _aware(last)) for d, day, n, last in rows], columns=RECORDING_COLUMNS)
+
+    def charted_devices(self, date: str) -> set[str]:
+        t = schema.vibe_whisper_summary
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(t.c.device_id).where(t.c.date == date)).scalars())
+
+    def failed_slots(self, date: str) -> pd.DataFrame:
+        t = schema.audio_files
+        failed = sa.or_(*[t.c[f"{s}_status"] == "failed" for s in STATUS_NAMES],
+                        t.c.decodes.is_(False))
+        query = (sa.select(t.c.device_id, t.c.time_block, t.c.error)
+                 .where(t.c.local_date == date, t.c.superseded.is_(False), failed))
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).all(),
+                                columns=["device_id", "time_block", "error"])
 
     # -- audio_files ---------------------------------------------------------------------------
 
@@ -332,6 +401,46 @@ class SupabaseResultStore(ResultStore):
     def run_failures(self) -> pd.DataFrame:
         data = self._run("run_failures", self.client.table("run_failures").select("*")).data
         return pd.DataFrame(data, columns=[c.name for c in schema.run_failures.columns])
+
+    def _select_all(self, table_name: str, columns: str, build) -> list[dict]:
+        """Every row a filtered select gives, page by page (PostgREST caps a response)."""
+        rows: list[dict] = []
+        while True:
+            page = self._run(table_name, build(self.client.table(table_name).select(columns))
+                             .range(len(rows), len(rows) + REST_PAGE - 1)).data
+            rows.extend(page)
+            if len(page) < REST_PAGE:
+                return rows
+
+    def run_failures_since(self, after: dt.datetime | None, limit: int = 500) -> pd.DataFrame:
+        request = self.client.table("run_failures").select("*").order("failed_at").limit(limit)
+        if after is not None:
+            request = request.gte("failed_at", after.isoformat())
+        return typed_frame("run_failures", self._run("run_failures", request).data)
+
+    def devices_recording(self, dates: Sequence[str]) -> pd.DataFrame:
+        rows = self._select_all(RAW_AUDIO.table, "device_id,local_date,recorded_at",
+                                lambda r: r.in_("local_date", list(dates))
+                                .eq("superseded", False))
+        frame = pd.DataFrame(rows, columns=["device_id", "local_date", "recorded_at"])
+        if frame.empty:
+            return pd.DataFrame(columns=RECORDING_COLUMNS)
+        frame["recorded_at"] = pd.to_datetime(frame.recorded_at, utc=True)
+        grouped = frame.groupby(["device_id", "local_date"]).recorded_at.agg(["count", "max"])
+        return pd.DataFrame([(d, day, int(n), last.to_pydatetime())
+                             for (d, day), (n, last) in grouped.iterrows()],
+                            columns=RECORDING_COLUMNS)
+
+    def charted_devices(self, date: str) -> set[str]:
+        rows = self._select_all("vibe_whisper_summary", "device_id", lambda r: r.eq("date", date))
+        return {r["device_id"] for r in rows}
+
+    def failed_slots(self, date: str) -> pd.DataFrame:
+        failed = ",".join([f"{s}_status.eq.failed" for s in STATUS_NAMES] + ["decodes.eq.false"])
+        rows = self._select_all(RAW_AUDIO.table, "device_id,time_block,error",
+                                lambda r: r.eq("local_date", date).eq("superseded", False)
+                                .or_(failed))
+        return pd.DataFrame(rows, columns=["device_id", "time_block", "error"])
 
 
 def result_store_for(deployment: Deployment) -> ResultStore:
