@@ -4,6 +4,7 @@ webhook receiver, each recording what arrives."""
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 import threading
 import time
@@ -21,12 +22,15 @@ class SmtpSink:
 
     def __init__(self, user: str | None = None, password: str | None = None) -> None:
         self.messages: list[EmailMessage] = []
+        self.received_at: list[float] = []  # time.time() of each message's arrival
         self.logins: list[str] = []
         sink = self
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-                sink.messages.append(email.message_from_bytes(envelope.original_content))
+                sink.messages.append(email.message_from_bytes(envelope.original_content,
+                                                               policy=email.policy.default))
+                sink.received_at.append(time.time())
                 return "250 OK"
 
         def authenticate(server, session, envelope, mechanism, auth_data):
@@ -44,7 +48,7 @@ class SmtpSink:
         self.controller.start()
 
     def texts(self) -> list[str]:
-        return [f"{m['Subject']}\n{m.get_payload(decode=True).decode()}" for m in self.messages]
+        return [f"{m['Subject']}\n{m.get_content()}" for m in self.messages]
 
     def stop(self) -> None:
         self.controller.stop()

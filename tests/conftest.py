@@ -31,7 +31,8 @@ from watchme_pipeline.settings import PipelineSettings  # noqa: E402
 
 # `make test-fast` runs `-m "not slow"`: no servers (PostgreSQL, S3, Dagster's webserver), no
 # whole-graph runs, no real weights. `make test` runs everything.
-SLOW_MODULES = {"test_webserver_e2e", "test_first_hour", "test_reliability", "test_s3",
+SLOW_MODULES = {"test_alerts_daemon", "test_webserver_e2e", "test_first_hour", "test_reliability",
+                "test_s3",
                 "test_real_whisper", "test_data_lies", "test_pipeline", "test_operations",
                 "test_deployment"}
 SERVER_FIXTURES = {"postgres", "s3_endpoint", "s3_store"}

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from conftest import MODEL_CACHE, free_port
 from reliability import TEST_VOICES
@@ -38,6 +39,12 @@ def prepare_home(tmp: Path) -> tuple[Path, Path]:
         (data / "models").mkdir(parents=True)
         for name in os.listdir(MODEL_CACHE):
             os.symlink(MODEL_CACHE / name, data / "models" / name)
+        # Create Dagster's SQLite storages now: the webserver and the daemon starting together
+        # on a fresh home can both stamp the schedule storage (two alembic heads), and then
+        # neither loads the code location.
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            instance.all_instigator_state()
+            instance.get_runs(limit=1)
     return home, data
 
 
@@ -49,12 +56,13 @@ def dagster_env(home: Path, data: Path) -> dict:
 class Dagster:
     """dagster-webserver and dagster-daemon on a free loopback port, temp DAGSTER_HOME."""
 
-    def __init__(self, tmp: Path, daemon: bool = True) -> None:
+    def __init__(self, tmp: Path, daemon: bool = True, env: dict | None = None,
+                 port: int | None = None) -> None:
         self.home, data = prepare_home(tmp)
-        self.env = dagster_env(self.home, data)
+        self.env = {**dagster_env(self.home, data), **(env or {})}
         self.store = LocalAudioStore(root=str(data / "audio"))
         self.results = SqlResultStore(database_url=f"sqlite:///{data / 'watchme.db'}")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         bin_dir = Path(sys.executable).parent
         log = open(tmp / "dagster.log", "w")  # noqa: SIM115
@@ -119,6 +127,27 @@ def add_device(dagster: Dagster, device: str) -> None:
         {"repo": REPO, "key": device})
     assert result["addDynamicPartition"]["__typename"] in (
         "AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"), result
+
+
+def launch_device_day(dagster: Dagster, device: str, date: str) -> str:
+    """Launch device_day_job for one device-day, as the Launchpad does; return the run id."""
+    launched = dagster.query(
+        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+           } }""",
+        {"params": {"selector": {**REPO, "jobName": "device_day_job"},
+                    "executionMetadata": {"tags": [
+                        {"key": "dagster/partition", "value": f"{date}|{device}"},
+                        {"key": "dagster/partition/date", "value": date},
+                        {"key": "dagster/partition/device", "value": device}]}}})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def run_status(dagster: Dagster, run_id: str) -> dict:
+    return dagster.query("""query($id: ID!) { runOrError(runId: $id) {
+                              ... on Run { status startTime endTime } } }""",
+                         {"id": run_id})["runOrError"]
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -195,25 +224,11 @@ def test_backfill_checks_failures_and_lineage(dagster):
     for slot in ("09-00", "09-30", "10-00"):
         dagster.store.write(f"files/dev-3/2025-07-20/{slot}/audio.wav", b"RIFF\x00garbage")
     add_device(dagster, "dev-3")
-    launched = dagster.query(
-        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-           } }""",
-        {"params": {"selector": {**REPO, "jobName": "device_day_job"},
-                    "executionMetadata": {"tags": [
-                        {"key": "dagster/partition", "value": "2025-07-20|dev-3"},
-                        {"key": "dagster/partition/date", "value": "2025-07-20"},
-                        {"key": "dagster/partition/device", "value": "dev-3"}]}}})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    run_id = launch_device_day(dagster, "dev-3", "2025-07-20")
 
-    def run_status():
-        status = dagster.query("""query($id: ID!) { runOrError(runId: $id) {
-                                    ... on Run { status } } }""", {"id": run_id})
-        return status["runOrError"]["status"] in ("FAILURE", "SUCCESS") and status
-
-    status = wait_for(run_status, 300, "corrupt-day run did not finish")
-    assert status["runOrError"]["status"] == "FAILURE"
+    status = wait_for(lambda: (s := run_status(dagster, run_id))["status"] in
+                      ("FAILURE", "SUCCESS") and s, 300, "corrupt-day run did not finish")
+    assert status["status"] == "FAILURE"
     check = [e for e in latest_check(dagster, "raw_audio", "failed_slots_below_threshold")
              if e["runId"] == run_id]
     assert check and check[0]["status"] == "FAILED"
@@ -319,15 +334,7 @@ def test_device_days_through_the_run_queue(dagster):
         add_device(dagster, device)
     run_ids = []
     for device, date in partitions:
-        launched = dagster.query(
-            """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-                 __typename ... on LaunchRunSuccess { run { runId } } } }""",
-            {"params": {"selector": {**REPO, "jobName": "device_day_job"},
-                        "executionMetadata": {"tags": [
-                            {"key": "dagster/partition", "value": f"{date}|{device}"},
-                            {"key": "dagster/partition/date", "value": date},
-                            {"key": "dagster/partition/device", "value": device}]}}})
-        run_ids.append(launched["launchRun"]["run"]["runId"])
+        run_ids.append(launch_device_day(dagster, device, date))
     peak_running, peak_rss, statuses = 0, 0.0, {}
     deadline = time.time() + 900
     while time.time() < deadline:

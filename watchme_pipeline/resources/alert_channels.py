@@ -9,6 +9,7 @@ what Slack's and Mattermost's incoming webhooks and Teams' workflow webhooks acc
 
 from __future__ import annotations
 
+import email.policy
 import json
 import smtplib
 import ssl
@@ -65,7 +66,8 @@ class AlertChannels(dg.ConfigurableResource):
             raise AlertDeliveryError(redact(text)) from None
 
     def _send_email(self, message: Message) -> None:
-        mail = EmailMessage()
+        # Subjects name a partition and an error class: keep them on one header line.
+        mail = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=200))
         mail["Subject"] = f"[WatchMe] {message.title}"
         mail["From"] = self.email_from
         mail["To"] = ", ".join(self.email_to)
