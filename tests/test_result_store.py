@@ -33,13 +33,13 @@ def test_migrations_are_idempotent_and_match_the_schema(sql_url):
             c.name for c in table.primary_key.columns], name
     assert first == ["applied 0001_initial.sql", "applied 0002_run_failures.sql",
                      "applied 0003_one_row_per_file.sql", "applied 0004_makers_and_current.sql",
-                     "applied 0005_alert_indexes.sql"]
+                     "applied 0005_alerts_and_uploads.sql"]
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select version from schema_migrations order by 1"
                                     ).scalars().all() == ["0001_initial", "0002_run_failures",
                                                           "0003_one_row_per_file",
                                                           "0004_makers_and_current",
-                                                          "0005_alert_indexes"]
+                                                          "0005_alerts_and_uploads"]
     for table in (schema.audio_files, schema.vibe_whisper_summary, schema.run_failures):
         indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
         assert indexes == {i.name: [c.name for c in i.columns] for i in table.indexes}
@@ -165,7 +165,7 @@ def test_migrate_command_says_what_it_did(postgres):
     cmd = [sys.executable, "-m", "watchme_pipeline", "migrate", "--url", url]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert "applied 0001_initial.sql" in first.stdout
-    assert "4 change(s) applied" in first.stdout
+    assert "5 change(s) applied" in first.stdout
     assert first.stdout.startswith("migrating postgresql")
     second = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert second.stdout.strip().endswith("up to date")

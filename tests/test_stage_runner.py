@@ -4,6 +4,8 @@ recordings, the validated scoring call, and emotion's chunking of the speech seg
 import dataclasses
 import io
 import logging
+import os
+import time
 import types
 from zoneinfo import ZoneInfo
 
@@ -95,6 +97,35 @@ def test_find_recordings_registers_supersedes_and_skips(day):
         "superseded")
     with pytest.raises(UnknownDevice, match="unknown device 'ghost'"):
         find_recordings(audio, store, DeviceDay("ghost", "2025-07-18"), ZoneInfo("UTC"), LOG)
+
+
+def test_find_recordings_reads_only_what_is_new_or_uploaded_again(day):
+    """A run after each upload decodes that upload, not the day again (O(new))."""
+    audio, store = day
+    first, _ = find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
+    assert first.decoded.tolist() == [True] * 5
+    registered = store.recordings("dev-1", "2025-07-18")
+    audio.write("files/dev-1/2025-07-18/09-00/audio.wav", wav(6))  # a new upload
+    second, _ = find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
+    assert second.set_index("slot").decoded.to_dict() == {
+        "07-00": False, "07-30": False, "08-00": False, "08-30": False, "09-00": True}
+    assert second.decoded.sum() == 1 and len(second) == 6
+    # What it did not read again is what it found the first time.
+    for column in ("duration_s", "sample_rate", "decodes", "speech_segments", "error"):
+        again = store.recordings("dev-1", "2025-07-18").set_index("file_path")[column]
+        before = registered.set_index("file_path")[column]
+        assert again.loc[before.index].equals(before), column
+    broken = store.recordings("dev-1", "2025-07-18").set_index("time_block").loc["08-00"]
+    assert broken.transcriptions_status == "failed" and not broken.decodes
+    # A file uploaded again under its key (new LastModified) is read again.
+    path = f"{audio.root}/files/dev-1/2025-07-18/07-00/audio.wav"
+    with open(path, "wb") as f:
+        f.write(wav(8))
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a LastModified surely later
+    third, _ = find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
+    assert third.set_index("key").decoded.sum() == 1
+    row = store.recordings("dev-1", "2025-07-18").set_index("time_block").loc["07-00"]
+    assert row.duration_s == 8.0
 
 
 def test_the_runner_computes_what_is_missing_and_redoes_another_models_rows(day):

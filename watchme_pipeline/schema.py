@@ -52,6 +52,7 @@ audio_files = sa.Table(
     sa.Column("local_date", sa.Text, nullable=False),
     sa.Column("time_block", sa.Text, nullable=False),
     sa.Column("file_size", sa.BigInteger),
+    sa.Column("uploaded_at", UTCDateTime),  # the file's LastModified when registered (0005)
     sa.Column("duration_s", sa.Float),
     sa.Column("sample_rate", sa.Integer),
     sa.Column("decodes", sa.Boolean),

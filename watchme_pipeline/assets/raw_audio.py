@@ -31,11 +31,34 @@ def current_and_superseded(df: pd.DataFrame) -> pd.Series:
     return order.duplicated("slot", keep="last").reindex(df.index)
 
 
+def registered_facts(result_store: ResultStore, day: DeviceDay, vad: VadSettings
+                     ) -> dict[str, dict]:
+    """What raw_audio found of each file it registered for the day (by key), for files it
+    need not read again. Only with the default VAD: other settings find other segments."""
+    if vad != VadSettings():
+        return {}
+    files = result_store.recordings(day.device_id, day.date)
+    facts = {}
+    for r in files.itertuples():
+        if r.uploaded_at is None or r.file_size is None or (r.decodes and
+                                                            r.speech_segments is None):
+            continue
+        facts[r.file_path] = {
+            "size": int(r.file_size), "uploaded_at": r.uploaded_at,
+            "duration_s": None if pd.isna(r.duration_s) else float(r.duration_s),
+            "sample_rate": None if pd.isna(r.sample_rate) else int(r.sample_rate),
+            "decodes": bool(r.decodes), "error": None if r.decodes else r.error,
+            "segments": r.speech_segments,
+        }
+    return facts
+
+
 def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: DeviceDay,
                     tz: dt.tzinfo, log: logging.Logger | Any,
                     vad: VadSettings = VadSettings()) -> tuple[pd.DataFrame, dict[str, str]]:
-    """List, decode and register the day's recordings; return them (slot, key, facts,
-    ``superseded``) and the keys skipped with their reasons. Raises UnknownDevice."""
+    """List the day's recordings, decode those not registered before (or uploaded again),
+    register them all; return them (slot, key, facts, ``superseded``, ``decoded``) and the
+    keys skipped with their reasons. Raises UnknownDevice."""
     objects = list(audio_store.list_objects(day_prefix(day.device_id, day.date)))
     if not objects and not any(
         True for _ in audio_store.list_objects(f"{KEY_PREFIX}/{day.device_id}/")
@@ -43,6 +66,7 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         raise UnknownDevice(f"unknown device {day.device_id!r}: no recordings under "
                             f"{KEY_PREFIX}/{day.device_id}/ in {audio_store.describe()}")
     rows, skipped = [], {}
+    known = registered_facts(result_store, day, vad)
     for obj in objects:
         try:
             parsed = parse_key(obj.key)
@@ -51,7 +75,18 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
             continue
         row = {"slot": parsed.slot, "key": obj.key, "recorded_at": parsed.recorded_at(tz),
                "uploaded_at": obj.last_modified, "size": obj.size, "duration_s": None,
-               "sample_rate": None, "decodes": True, "error": None, "segments": None}
+               "sample_rate": None, "decodes": True, "error": None, "segments": None,
+               "decoded": False}
+        facts = known.get(obj.key)
+        if facts is not None and (facts["size"], facts["uploaded_at"]) == (obj.size,
+                                                                            obj.last_modified):
+            # Registered before and not uploaded again since: its facts stand (O(new) per
+            # run, not O(day): a run after each upload does not decode the day again).
+            row.update({k: facts[k] for k in ("duration_s", "sample_rate", "decodes", "error",
+                                              "segments")})
+            rows.append(row)
+            continue
+        row["decoded"] = True
         try:
             audio = decode_recording(audio_store, obj.key)
             row.update(duration_s=round(audio.duration_s, 3), sample_rate=audio.source_rate,
@@ -61,13 +96,14 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         rows.append(row)
     df = pd.DataFrame(rows, columns=["slot", "key", "recorded_at", "uploaded_at", "size",
                                      "duration_s", "sample_rate", "decodes", "error",
-                                     "segments"])
+                                     "segments", "decoded"])
     df["superseded"] = current_and_superseded(df).astype(bool)
     df = df.sort_values(["slot", "recorded_at", "uploaded_at", "key"]).reset_index(drop=True)
 
     result_store.register_recordings([
         {"device_id": day.device_id, "recorded_at": r.recorded_at, "file_path": r.key,
          "local_date": day.date, "time_block": r.slot, "file_size": r.size,
+         "uploaded_at": r.uploaded_at,
          "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes,
          "speech_segments": r.segments, "superseded": r.superseded}
         for r in df.itertuples()
@@ -119,6 +155,7 @@ def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDe
             return {
                 "slots_found": int(df.slot.nunique()) if len(df) else 0,
                 "recordings": len(df),
+                "recordings_decoded": int(df.decoded.sum()),  # new or uploaded again
                 "slots_failed": len(bad),
                 "failed_slots": dg.MetadataValue.json(dict(zip(bad.slot, bad.error))),
                 "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),

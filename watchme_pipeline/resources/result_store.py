@@ -145,7 +145,7 @@ class ResultStore(dg.ConfigurableResource):
 
 
 RECORDING_COLUMNS = ["device_id", "local_date", "recordings", "last_recorded_at"]
-FACT_COLUMNS = ["recorded_at", "file_size", "duration_s", "sample_rate", "decodes",
+FACT_COLUMNS = ["recorded_at", "file_size", "uploaded_at", "duration_s", "sample_rate", "decodes",
                 "speech_segments", "superseded", "updated_at"]
 DONE = ("completed", "superseded")
 
