@@ -24,10 +24,12 @@ from watchme_pipeline.resources import (
 )
 from watchme_pipeline.resources.alert_channels import alert_channels_for
 from watchme_pipeline.resources.model_registry import model_registry_for
+from watchme_pipeline.resources.upload_queue import upload_queue_for
 from watchme_pipeline.sensors import (
     build_alert_sensors,
     build_charts_on_time_check,
     build_new_audio_sensor,
+    build_upload_queue_sensor,
     record_failed_runs,
 )
 from watchme_pipeline.settings import Deployment, load_deployment, run_settings
@@ -44,6 +46,8 @@ def build_resources(deployment: Deployment) -> dict:
         "mood_scorer": mood_scorer_for(deployment),
         "settings": run_settings(deployment),
         "alert_channels": alert_channels_for(deployment),
+        # Only with WATCHME_UPLOAD_QUEUE: uploads come from S3 notifications, not a listing.
+        **({"upload_queue": queue} if (queue := upload_queue_for(deployment)) else {}),
     }
 
 
@@ -98,11 +102,14 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         "watchme_automation", target=selection, default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
     )
+    new_audio_sensor = (
+        build_upload_queue_sensor(partitions, JOB_NAME, deployment.run_delay_s)
+        if deployment.upload_queue else build_new_audio_sensor(partitions, JOB_NAME))
     return dg.Definitions(
         assets=configured_assets(assets, resources),
         asset_checks=[*build_checks(partitions), charts_on_time],
         jobs=[job],
-        sensors=[build_new_audio_sensor(partitions, JOB_NAME), record_failed_runs, automation,
+        sensors=[new_audio_sensor, record_failed_runs, automation,
                  *build_alert_sensors(deployment.alerts.policy)],
         resources=resources,
         # In-process by default: the steps of a run share one process and its models.

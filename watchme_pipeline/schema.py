@@ -149,4 +149,19 @@ run_failures = sa.Table(
     sa.Index("run_failures_failed_at", "failed_at"),  # failures since a cursor (0005)
 )
 
+# The upload ledger of the queue sensor (0005): notified uploads not yet registered.
+uploads = sa.Table(
+    "uploads", metadata,
+    sa.Column("file_path", sa.Text, primary_key=True),
+    sa.Column("device_id", sa.Text, nullable=False),
+    sa.Column("local_date", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sequencer", sa.Text, nullable=False, server_default=""),
+    sa.Column("noted_at", UTCDateTime, nullable=False),
+    sa.Column("requested_at", UTCDateTime),
+    sa.Column("run_key", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("uploads_pending", "requested_at", "noted_at"),
+)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}

@@ -27,6 +27,8 @@ resource whose defaults come from the deployment.
 | WATCHME_ALERT_WEBHOOK_URL | (off) | chat webhook alerts (Slack, Mattermost, Teams) |
 | WATCHME_ALERT_GROUP_S, _CHART_DEADLINE, _SILENT_AFTER_H, _DIGEST_AT | 300, 06:00, 3, 07:00 | |
 | WATCHME_UI_URL | http://127.0.0.1:3000 | the UI, for links in alerts (README "Alerts") |
+| WATCHME_UPLOAD_QUEUE, AWS_ENDPOINT_URL_SQS | (none) | an SQS queue of S3 upload notifications |
+| WATCHME_RUN_DELAY_S | 180 | queue mode: a device-day's run waits this long for more uploads |
 
 Secrets (AWS keys, SUPABASE_KEY, OPENAI_API_KEY, the alert mail password and webhook URL) are
 never read into the deployment: it only notes that they are set, and the builders hand them on
@@ -100,6 +102,9 @@ class Deployment:
     prompt_language: str = "ja"
     memory_mb: int = DEFAULT_MEMORY_MB
     alerts: AlertSettings = AlertSettings()
+    upload_queue: str | None = None  # an SQS queue URL: uploads from S3 notifications
+    sqs_endpoint_url: str | None = None
+    run_delay_s: int = 180  # a device-day's run waits this long after its oldest new upload
 
     @property
     def model_cache(self) -> Path:
@@ -243,6 +248,9 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
                                 "WATCHME_PROMPT_LANGUAGE"),
         memory_mb=memory_limit_mb(env),
         alerts=load_alerts(env, env.get("WATCHME_TIMEZONE") or "Asia/Tokyo"),
+        upload_queue=env.get("WATCHME_UPLOAD_QUEUE") or None,
+        sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
+        run_delay_s=int(_number(env, "WATCHME_RUN_DELAY_S", 180, int)),
     )
     ZoneInfo(deployment.timezone)  # fail at load with the bad name, not later in a run
     return deployment
