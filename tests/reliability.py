@@ -36,6 +36,7 @@ from watchme_pipeline.sample_data import write_sample_day
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import parse_key
 
+ROOT = Path(__file__).resolve().parents[1]
 DATE = "2025-07-18"
 # Tiny models need speech-like audio, not words: the cheap voices (the neural one is for the
 # real-weight tests and the demo).
@@ -196,6 +197,90 @@ def s3_faults(root: Path, models: Path, days: int) -> Outcome:
             retried = sum(1 for e in result.all_events if e.event_type_value == "STEP_RESTARTED")
             outcome.recovered += retried
         outcome.injections = sum(proxy.faults.injected.values())
+        return check(world, outcome, expect_failed=_corrupt(world))
+
+
+# A sensor tick killed (SIGKILL) after it noted its first batch of uploads and before it
+# deleted their messages. argv: the UploadQueue as JSON, the result store URL, the dates.
+KILLED_TICK = """
+import os, signal, sys
+from watchme_pipeline.resources import SqlResultStore
+from watchme_pipeline.resources.upload_queue import UploadQueue
+from watchme_pipeline.sensors.upload_queue import drain_queue
+
+class KilledBeforeDelete(UploadQueue):
+    def delete(self, messages):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+queue = KilledBeforeDelete.model_validate_json(sys.argv[1])
+drain_queue(queue, SqlResultStore(database_url=sys.argv[2]), set(sys.argv[3].split(",")))
+"""
+
+
+def kill_a_tick_between_noting_and_deleting(queue, database_url: str, dates: set[str]) -> int:
+    """Run KILLED_TICK in a process of its own; its exit code (-9 when the kill landed)."""
+    config = queue.model_dump_json(exclude_none=True)
+    return subprocess.run([sys.executable, "-c", KILLED_TICK, config, database_url,
+                           ",".join(sorted(dates))], cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode
+
+
+def queue_notifications(root: Path, models: Path, days: int) -> Outcome:
+    """Uploads from moto's own S3 notifications through SQS, every one duplicated and the lot
+    re-ordered, a sensor tick killed between noting and deleting; then the sensor's runs."""
+    import random
+
+    import boto3
+
+    from watchme_pipeline.resources.upload_queue import UploadQueue
+    from watchme_pipeline.sensors.upload_queue import build_upload_queue_sensor
+
+    outcome = Outcome("S3 notifications: duplicated, re-ordered, tick killed before delete")
+    with moto_behind_proxy("queue") as (upload, _, _):
+        endpoint = upload.s3.endpoint_url
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+        url = sqs.create_queue(QueueName="uploads")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        upload.client.put_bucket_notification_configuration(
+            Bucket=upload.bucket, NotificationConfiguration={"QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        queue = UploadQueue(queue_url=url, endpoint_url=endpoint, region_name="us-east-1",
+                            aws_access_key_id="x", aws_secret_access_key="x",
+                            visibility_timeout_s=2)
+        devices = max(days, 2)
+        world = uploaded_world(root, models, upload, "q", devices)  # S3 notifies each upload
+        bodies = []
+        while batch := queue.receive(10):  # read once (they come back after 2 s) ...
+            bodies += [m.body for m in batch]
+        random.Random(3).shuffle(bodies)
+        for start in range(0, len(bodies), 10):  # ... and sent again: each one twice
+            sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start:start + 10])])
+        outcome.injections += len(bodies)
+        time.sleep(2.5)
+        if kill_a_tick_between_noting_and_deleting(queue, world.results.database_url,
+                                                   {DATE}) == -signal.SIGKILL:
+            outcome.injections += 1
+        time.sleep(2.5)  # what the killed tick took comes back
+        sensor = build_upload_queue_sensor(build_partitions("Asia/Tokyo", "2025-01-01"),
+                                           "device_day_job", run_delay_s=0)
+        requested: list[str] = []
+        for _ in range(20):
+            with dg.build_sensor_context(instance=world.instance, resources={
+                    "upload_queue": queue, "result_store": world.results}) as context:
+                result = sensor(context)
+            requested += [str(r.partition_key) for r in result.run_requests]
+            if not result.run_requests and not queue.receive(1):
+                break
+            time.sleep(2.5)
+        if sorted(requested) != sorted(f"{DATE}|q-{d}" for d in range(devices)):
+            outcome.problems.append(f"runs requested {sorted(requested)}: expected one per "
+                                    "device-day")
+        for partition in requested:
+            world.run(partition.split("|")[1])
+            outcome.runs += 1
         return check(world, outcome, expect_failed=_corrupt(world))
 
 
@@ -656,7 +741,7 @@ def run_campaign(models: Path, days: int, only: list[str] | None = None,
         "pg_restart": lambda r, m, d: pg_restart(r, m, d, cluster),
         "pg_cut": lambda r, m, d: pg_cut_mid_write(r, m, d, cluster),
         "sigkill": sigkill, "sensor_kill": sensor_killed, "hostile": hostile_input,
-        "secrets": secrets_never_leak,
+        "secrets": secrets_never_leak, "queue": queue_notifications,
     }
     outcomes = []
     try:

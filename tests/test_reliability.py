@@ -20,12 +20,15 @@ SCENARIOS = ["S3 resets, 503s, cut reads", "S3 stalled reads, time-out",
              "S3 object deleted before read",
              "PostgreSQL restart mid-run", "PostgreSQL cut mid-write",
              "SIGKILL in each asset, re-execution", "sensor killed before its cursor",
-             "hostile audio and keys", "secrets scan"]
+             "hostile audio and keys", "secrets scan",
+             "S3 notifications: duplicated, re-ordered, tick killed before delete"]
 
 
 # Every injection of these landed: one kill in each of the six assets, one at each of
 # Dagster's sensor crash points, a stalled request and a stalled body.
 EXPECTED_INJECTIONS = {"SIGKILL in each asset, re-execution": 6,
+                       # 2 device-days x 38 notifications, each sent twice, and the kill
+                       "S3 notifications: duplicated, re-ordered, tick killed before delete": 77,
                        "sensor killed before its cursor": 3, "S3 stalled reads, time-out": 2}
 
 # Scenarios about which runs are requested; their runs stay queued.

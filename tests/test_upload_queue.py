@@ -4,19 +4,15 @@ ledger in the result store, runs that batch a device-day's uploads."""
 
 import datetime as dt
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import boto3
 import dagster as dg
 import pytest
 from conftest import ASSET, PARTITIONS, materialize_day
+from reliability import kill_a_tick_between_noting_and_deleting
 
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import SqlResultStore
@@ -27,7 +23,6 @@ from watchme_pipeline.sensors.upload_queue import (
     plan_queue_runs,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = dt.datetime(2025, 7, 19, 1, 0, tzinfo=dt.UTC)
 DATES = set(PARTITIONS.get_partitions_def_for_dimension("date").get_partition_keys())
 
@@ -184,29 +179,12 @@ def test_moto_s3_notifications_through_the_queue_to_audio_files_exactly_once(
     assert store.settle_uploads(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == (4, 0, 0)
 
 
-KILLED_TICK = textwrap.dedent("""
-    import os, signal, sys
-    from watchme_pipeline.resources import SqlResultStore
-    from watchme_pipeline.resources.upload_queue import UploadQueue
-    from watchme_pipeline.sensors.upload_queue import drain_queue
-
-    class KilledBeforeDelete(UploadQueue):
-        def delete(self, messages):
-            os.kill(os.getpid(), signal.SIGKILL)  # noted, not yet deleted
-
-    queue = KilledBeforeDelete.model_validate_json(sys.argv[1])
-    drain_queue(queue, SqlResultStore(database_url=sys.argv[2]), {"2025-07-18"})
-""")
-
-
 def test_a_tick_killed_between_noting_and_deleting_neither_loses_nor_doubles(queue, tmp_path):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     keys = keys_of("dev-k", "2025-07-18", ["09-00", "09-30", "10-00"])
     post(queue, [notification(k) for k in keys])
-    config = json.dumps({k: v for k, v in queue.model_dump().items() if v is not None})
-    killed = subprocess.run([sys.executable, "-c", KILLED_TICK, config, url], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
-    assert killed.returncode == -signal.SIGKILL
+    assert kill_a_tick_between_noting_and_deleting(queue, url, {"2025-07-18"}) == \
+        -signal.SIGKILL
     store = SqlResultStore(database_url=url)
     assert sorted(store.pending_uploads(limit=10).file_path) == [
         k.removeprefix("watchme/") for k in keys]  # noted before the kill

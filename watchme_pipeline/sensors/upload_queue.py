@@ -40,6 +40,7 @@ class DrainFigures:
     other_events: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    queue_seconds: float = 0.0  # of which in SQS calls (receive, delete)
 
 
 def drain_queue(queue: UploadQueue, store: ResultStore, valid_dates: set[str],
@@ -49,12 +50,13 @@ def drain_queue(queue: UploadQueue, store: ResultStore, valid_dates: set[str],
     empty, the budget is spent or ``max_messages`` were read."""
     figures, start = DrainFigures(), clock()
     while figures.received < max_messages and clock() - start < budget_s:
-        messages = []
+        messages, t0 = [], clock()
         for _ in range(RECEIVES_PER_NOTE):
             batch = queue.receive(10)
             messages += batch
             if len(batch) < 10:
                 break
+        figures.queue_seconds += clock() - t0
         if not messages:
             break
         figures.received += len(messages)
@@ -67,7 +69,9 @@ def drain_queue(queue: UploadQueue, store: ResultStore, valid_dates: set[str],
                 figures.skipped[upload["file_path"]] = (
                     f"date {upload['local_date']} is outside the partitions")
         store.note_uploads(uploads)  # durable first ...
+        t0 = clock()
         figures.deleted += queue.delete(messages)  # ... then gone from the queue
+        figures.queue_seconds += clock() - t0
         figures.noted += len(uploads)
         figures.other_events += notice.other_events
         figures.skipped.update(notice.skipped)
@@ -122,15 +126,16 @@ def build_upload_queue_sensor(partitions_def: dg.MultiPartitionsDefinition, job_
     def new_audio_sensor(context: dg.SensorEvaluationContext, upload_queue: UploadQueue,
                          result_store: ResultStore) -> dg.SensorResult:
         valid = set(dates.get_partition_keys(dynamic_partitions_store=context.instance))
-        return queue_tick(context, upload_queue, result_store, valid, now(), run_delay_s)
+        return queue_tick(context, upload_queue, result_store, valid, now, run_delay_s)
 
     return new_audio_sensor
 
 
 def queue_tick(context: dg.SensorEvaluationContext, queue: UploadQueue, store: ResultStore,
-               valid_dates: set[str], now: dt.datetime, run_delay_s: float
+               valid_dates: set[str], clock: Callable[[], dt.datetime], run_delay_s: float
                ) -> dg.SensorResult:
     drained = drain_queue(queue, store, valid_dates)
+    now = clock()  # after draining: what was just noted counts from now
     registered, again, given_up = store.settle_uploads(now - REQUEST_AGAIN_AFTER)
     runs, waiting = plan_queue_runs(store.pending_uploads(limit=100_000), now, run_delay_s)
     for run in runs:
@@ -144,7 +149,8 @@ def queue_tick(context: dg.SensorEvaluationContext, queue: UploadQueue, store: R
                           if not context.instance.has_dynamic_partition(
                               devices_partitions.name, r.day.device_id)})
     context.log.info(
-        f"received {drained.received} messages in {drained.seconds:.1f}s: {drained.noted} "
+        f"received {drained.received} messages in {drained.seconds:.1f}s ("
+        f"{drained.queue_seconds:.1f}s in SQS calls): {drained.noted} "
         f"uploads noted, {drained.deleted} deleted, {len(drained.skipped)} skipped, "
         f"{drained.other_events} other events; {len(runs)} runs requested, {waiting} "
         f"device-days wait; settled {registered} registered, {again} requested again")
