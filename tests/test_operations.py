@@ -1,5 +1,7 @@
 """Asset checks, batched backfill runs, retry policies and the run-failure record."""
 
+import datetime as dt
+
 import dagster as dg
 import pytest
 from conftest import ALL_ASSETS, ALL_CHECKS, DATE, DEVICE, materialize_day
@@ -76,8 +78,15 @@ def test_policies_on_the_graph():
     assert all(p.max_retries == 2 and p.backoff == dg.Backoff.EXPONENTIAL
                for p in policies.values())
     prompt = graph.get(dg.AssetKey("vibe_prompt"))
-    label = str(prompt.automation_condition.get_label() or prompt.automation_condition)
-    assert "in_latest_time_window" not in label.lower()
+
+    def windows(condition):
+        if type(condition).__name__ == "InLatestTimeWindowCondition":
+            yield condition.lookback_timedelta
+        for child in condition.children:
+            yield from windows(child)
+
+    # Automation looks back a week (late uploads), not at every date of every device.
+    assert list(windows(prompt.automation_condition)) == [dt.timedelta(days=7)]
 
 
 def test_failed_runs_are_recorded_without_secrets(resources, instance, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -45,10 +46,14 @@ TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPO
 # into separate runs. (Multi-partition ranges keep one dimension fixed, so a batch is up to
 # 10 dates of one device.)
 BATCHED_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=10)
-# Re-materialize when any upstream partition changes, for every date: the default eager()
-# only looks at the latest day, which would ignore late uploads.
-ON_UPSTREAM_CHANGE = dg.AutomationCondition.eager().without(
-    dg.AutomationCondition.in_latest_time_window()
+# Re-materialize when any upstream partition changes, for the dates a late upload can still
+# reach: the default eager() only looks at the latest day (late uploads ignored), and no
+# window at all makes every evaluation walk all dates x devices. Older days are redone by the
+# sensor's runs (the whole graph) or from the UI.
+LATE_UPLOAD_LOOKBACK = dt.timedelta(days=7)
+ON_UPSTREAM_CHANGE = dg.AutomationCondition.eager().replace(
+    dg.AutomationCondition.in_latest_time_window(),
+    dg.AutomationCondition.in_latest_time_window(lookback_delta=LATE_UPLOAD_LOOKBACK),
 )
 
 
