@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install voice demo test test-fast dev lint sample clean bench bench-sensor bench-store reliability weights eval export
+.PHONY: install voice demo test test-fast dev lint sample clean bench bench-sensor bench-fleet bench-store reliability weights eval export
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,12 @@ clean:
 # One sensor tick over 10,000 keys against moto's S3 server on loopback.
 bench-sensor: install
 	$(PY) benchmarks/sensor_tick.py 10000
+
+# A simulated fleet on moto's S3 and SQS (loopback): 100 devices x 30 days of history, a day's
+# 1,000 uploads as S3's notifications; queue and listing ticks timed, runs counted, one run's
+# rows checked (FLEET_ARGS="--devices D --days N --uploads U").
+bench-fleet: install
+	$(PY) benchmarks/fleet.py $(FLEET_ARGS)
 
 # Rows written per second for device-days on SQLite and a throwaway local PostgreSQL.
 bench-store: install
