@@ -196,3 +196,33 @@ def test_a_tick_killed_between_noting_and_deleting_neither_loses_nor_doubles(que
     runs, _ = plan_queue_runs(pending, dt.datetime.now(dt.UTC), 0)
     assert len(runs) == 1 and len(runs[0].keys) == 3
     assert drain_queue(queue, store, {"2025-07-18"}).received == 0  # the queue is empty
+
+
+def test_the_daily_reconciliation_notes_uploads_no_notification_announced(tmp_path):
+    from watchme_pipeline.definitions import build_definitions
+    from watchme_pipeline.reconcile import recent_dates
+
+    defs = build_definitions({"WATCHME_DATA_DIR": str(tmp_path), "WATCHME_MODEL_PROFILE": "tiny",
+                              "WATCHME_UPLOAD_QUEUE": "http://127.0.0.1:9/000000000000/q"})
+    assert defs.resolve_schedule_def("reconcile_uploads_daily").cron_schedule == "0 3 * * *"
+    audio, store = defs.resources["audio_store"], defs.resources["result_store"]
+    today = recent_dates(dt.datetime.now(dt.UTC), "Asia/Tokyo")[0]
+    keys = [f"files/dev-r/{today}/{slot}/audio.wav" for slot in ("09-00", "09-30", "10-00")]
+    for key in keys:
+        audio.write(key, b"RIFF")
+    store.register_recordings([{"device_id": "dev-r", "local_date": today, "file_path": keys[0],
+                                "time_block": "09-00", "recorded_at": T0}])  # registered
+    store.note_uploads([{"file_path": keys[1], "device_id": "dev-r", "local_date": today,
+                         "size": 4, "sequencer": "1".rjust(32, "0")}])  # notified
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("devices", ["dev-r", "dev-empty"])
+        job = defs.resolve_job_def("reconcile_uploads")
+        result = job.execute_in_process(instance=instance)
+        [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        metadata = output.event_specific_data.metadata
+        assert metadata["found_without_notification"].value == 1
+        assert metadata["device_days"].value == 4 and metadata["files_listed"].value == 3
+        assert sorted(store.pending_uploads(limit=10).file_path) == keys[1:]
+        again = job.execute_in_process(instance=instance)
+        [output] = [e for e in again.all_events if e.event_type_value == "STEP_OUTPUT"]
+        assert output.event_specific_data.metadata["found_without_notification"].value == 0

@@ -16,6 +16,7 @@ from watchme_pipeline.assets import build_assets
 from watchme_pipeline.checks import build_checks
 from watchme_pipeline.deployment import executor_for
 from watchme_pipeline.partitions import build_partitions
+from watchme_pipeline.reconcile import build_reconciliation
 from watchme_pipeline.resources import (
     SqlResultStore,
     audio_store_for,
@@ -102,13 +103,21 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         "watchme_automation", target=selection, default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
     )
-    new_audio_sensor = (
-        build_upload_queue_sensor(partitions, JOB_NAME, deployment.run_delay_s)
-        if deployment.upload_queue else build_new_audio_sensor(partitions, JOB_NAME))
+    jobs: list = [job]
+    schedules: list = []
+    if deployment.upload_queue:  # uploads from S3 notifications, reconciled daily
+        new_audio_sensor = build_upload_queue_sensor(partitions, JOB_NAME,
+                                                     deployment.run_delay_s)
+        reconcile_job, reconcile_daily = build_reconciliation(deployment.timezone)
+        jobs.append(reconcile_job)
+        schedules.append(reconcile_daily)
+    else:
+        new_audio_sensor = build_new_audio_sensor(partitions, JOB_NAME)
     return dg.Definitions(
         assets=configured_assets(assets, resources),
         asset_checks=[*build_checks(partitions), charts_on_time],
-        jobs=[job],
+        jobs=jobs,
+        schedules=schedules,
         sensors=[new_audio_sensor, record_failed_runs, automation,
                  *build_alert_sensors(deployment.alerts.policy)],
         resources=resources,

@@ -160,6 +160,10 @@ class ResultStore(dg.ConfigurableResource):
                        at: dt.datetime) -> None:
         raise NotImplementedError
 
+    def noted_uploads(self, device_id: str, date: str) -> set[str]:
+        """The files of a device-day in the ledger (pending or requested)."""
+        raise NotImplementedError
+
     def settle_uploads(self, requested_before: dt.datetime, max_attempts: int = 3,
                        limit: int = 10_000) -> tuple[int, int, int]:
         """Forget uploads requested before the time whose files raw_audio has registered;
@@ -320,6 +324,12 @@ class SqlResultStore(ResultStore):
             conn.execute(sa.update(t).where(t.c.file_path.in_(list(file_paths)))
                          .values(requested_at=at, run_key=run_key,
                                  attempts=t.c.attempts + 1))
+
+    def noted_uploads(self, device_id: str, date: str) -> set[str]:
+        u = schema.uploads
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(u.c.file_path).where(
+                u.c.device_id == device_id, u.c.local_date == date)).scalars())
 
     def settle_uploads(self, requested_before: dt.datetime, max_attempts: int = 3,
                        limit: int = 10_000) -> tuple[int, int, int]:
