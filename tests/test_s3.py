@@ -121,3 +121,16 @@ def test_upload_tick_run_rows_end_to_end(s3_store, real_instance, sample_bytes, 
         f"s3://{s3_store.bucket}/watchme/charts/{DEVICE}/{DATE}/mood_chart.png")
     png = s3_store.read(f"charts/{DEVICE}/{DATE}/mood_chart.png")
     assert png[:4] == b"\x89PNG"
+
+
+def test_listing_after_a_key_and_the_device_folders(s3_store):
+    """What the listing sensor asks S3 for: the device folders (CommonPrefixes) and one
+    device's keys after a date (StartAfter), under the store's prefix."""
+    for device in ("dev-a", "dev-b"):
+        for day in ("2025-07-16", "2025-07-17", "2025-07-18"):
+            s3_store.write(f"files/{device}/{day}/09-00/audio.wav", b"RIFF")
+    assert s3_store.list_folders("files") == ["dev-a", "dev-b"]
+    keys = [o.key for o in s3_store.list_objects("files/dev-a/",
+                                                 start_after="files/dev-a/2025-07-17")]
+    assert keys == ["files/dev-a/2025-07-17/09-00/audio.wav",
+                    "files/dev-a/2025-07-18/09-00/audio.wav"]

@@ -114,3 +114,41 @@ def test_a_tick_whose_cursor_was_never_stored_repeats_exactly():
     assert {first.run_key(d) for d in first.requests} == {again.run_key(d) for d in again.requests}
     assert again.cursor == first.cursor
 
+
+
+LISTED: list[str] = []  # what CountingStore's listings returned (Dagster copies resources)
+
+
+class CountingStore(LocalAudioStore):
+    """Counts the objects each listing returns: what a tick reads."""
+
+    def list_objects(self, prefix="", start_after=None):
+        for o in super().list_objects(prefix, start_after):
+            LISTED.append(o.key)
+            yield o
+
+
+def test_a_tick_lists_recent_days_not_the_history(real_instance, tmp_path):
+    store, listed = CountingStore(root=str(tmp_path)), LISTED
+    listed.clear()
+    days = [(dt.date(2025, 6, 1) + dt.timedelta(days=i)).isoformat() for i in range(30)]
+    for day in days:
+        for time in ("09-00", "09-30"):
+            store.write(key("dev-h", day, time), b"RIFF")
+    store.write(key("dev-h", "2099-01-01"), b"RIFF")  # outside the partitions: skipped
+    first = tick(real_instance, store)
+    assert len(listed) == 61  # a device seen for the first time: listed whole, once
+    assert json.loads(first.cursor)["newest"] == {"dev-h": "2025-06-30"}
+    listed.clear()
+    second = tick(real_instance, store, first.cursor)
+    # From two days before its newest date: 3 days x 2 slots, and the far-future key.
+    assert sorted(listed) == sorted(
+        [key("dev-h", d, t) for d in days[-3:] for t in ("09-00", "09-30")]
+        + [key("dev-h", "2099-01-01")])
+    store.write(key("dev-h", "2025-07-01"), b"RIFF")  # a new day
+    store.write(key("dev-h", "2025-06-29", "10-00"), b"RIFF")  # a late upload, one day late
+    listed.clear()
+    third = tick(real_instance, store, second.cursor)
+    assert partitions(third) == ["2025-06-29|dev-h", "2025-07-01|dev-h"]
+    assert json.loads(third.cursor)["newest"] == {"dev-h": "2025-07-01"}
+    assert len(listed) == 9

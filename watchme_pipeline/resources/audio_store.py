@@ -25,7 +25,15 @@ class StoredObject:
 class AudioStore(dg.ConfigurableResource):
     """The interface every audio store implements (keys are '/'-separated, relative)."""
 
-    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+    def list_objects(self, prefix: str = "", start_after: str | None = None
+                     ) -> Iterator[StoredObject]:
+        """Objects under ``prefix`` in key order, only those after ``start_after`` if given
+        (S3's StartAfter: the layout sorts a device's keys by date, so this lists recent days
+        without the device's history)."""
+        raise NotImplementedError
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The names of the "folders" directly under ``prefix`` (S3's CommonPrefixes)."""
         raise NotImplementedError
 
     def read(self, key: str) -> bytes:
@@ -54,7 +62,8 @@ class LocalAudioStore(AudioStore):
             raise ValueError(f"unsafe key {key!r}")
         return Path(self.root, *parts)
 
-    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+    def list_objects(self, prefix: str = "", start_after: str | None = None
+                     ) -> Iterator[StoredObject]:
         root = Path(self.root)
         base = root / prefix if prefix else root
         # List the deepest existing folder of the prefix, then filter on the full prefix.
@@ -63,10 +72,17 @@ class LocalAudioStore(AudioStore):
             return
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames.sort()
+            if start_after:  # skip folders whose every key sorts before start_after
+                rel = Path(dirpath).relative_to(root).as_posix()
+                rel = "" if rel == "." else rel + "/"
+                dirnames[:] = [d for d in dirnames if f"{rel}{d}/" > start_after
+                               or start_after.startswith(f"{rel}{d}/")]
             for name in sorted(filenames):
                 path = Path(dirpath, name)
                 key = path.relative_to(root).as_posix()
                 if not key.startswith(prefix) or name.startswith("."):
+                    continue
+                if start_after and key <= start_after:
                     continue
                 try:
                     st = path.stat()
@@ -75,6 +91,13 @@ class LocalAudioStore(AudioStore):
                 yield StoredObject(
                     key, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
                 )
+
+    def list_folders(self, prefix: str) -> list[str]:
+        folder = Path(self.root, *[p for p in prefix.split("/") if p])
+        if not folder.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(folder)
+                      if e.is_dir() and not e.name.startswith("."))
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()

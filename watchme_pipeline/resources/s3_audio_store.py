@@ -83,12 +83,22 @@ class S3AudioStore(AudioStore):
         base = self.prefix.strip("/")
         return full_key[len(base) + 1 :] if base else full_key
 
-    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+    def list_objects(self, prefix: str = "", start_after: str | None = None
+                     ) -> Iterator[StoredObject]:
         paginator = self.client.get_paginator("list_objects_v2")  # 1,000 keys a page
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix)):
+        extra = {"StartAfter": self._full(start_after)} if start_after else {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix), **extra):
             for item in page.get("Contents", []):
                 yield StoredObject(self._relative(item["Key"]), int(item["Size"]),
                                    item["LastModified"].astimezone(dt.UTC))
+
+    def list_folders(self, prefix: str) -> list[str]:
+        full = self._full(prefix.rstrip("/") + "/")
+        names = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+            names += [p["Prefix"][len(full):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return names
 
     def read(self, key: str) -> bytes:
         uri = f"s3://{self.bucket}/{self._full(key)}"

@@ -1,5 +1,10 @@
 """new_audio_sensor: lists the audio store and requests runs for device-days with new files.
 
+It lists only what can be new: the device folders, and each device's keys from a couple of
+days before its newest date (S3's StartAfter; the key layout sorts a device's keys by date),
+so a tick grows with the devices, not with their history. Fleets use queue mode instead
+(``upload_queue.py``): a listing is one request per device each tick.
+
 The cursor is a time watermark plus the keys seen near it, not a since-key: a deleted object
 cannot break it, objects with equal ``LastModified`` are told apart by key, and objects that
 appear in a listing with a slightly older timestamp than the watermark (uploads in flight
@@ -22,6 +27,9 @@ from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, parse_key
 
 LAG = dt.timedelta(minutes=5)
 MAX_RUNS_PER_TICK = 20
+# Each device is listed from this many days before the newest date seen for it: uploads that
+# land late by up to that much are found; older ones need a run from the UI (or queue mode).
+LISTING_LOOKBACK_DAYS = 2
 
 
 @dataclass
@@ -119,10 +127,34 @@ def build_new_audio_sensor(partitions_def: dg.MultiPartitionsDefinition,
     return new_audio_sensor
 
 
+def recent_objects(audio_store: AudioStore, newest: dict[str, str], valid_dates: set[str]
+                   ) -> tuple[list[StoredObject], dict[str, str]]:
+    """What can be new: every device folder's keys from ``LISTING_LOOKBACK_DAYS`` before the
+    newest date seen for it (the layout sorts a device's keys by date, so StartAfter skips its
+    history); a device not seen before is listed whole, once. Returns the objects and the
+    newest date of each device (dates outside the partitions do not count: a bogus far-future
+    folder must not hide the real days)."""
+    objects, newest = [], dict(newest)
+    for device in audio_store.list_folders(KEY_PREFIX):
+        start_after = None
+        if device in newest:
+            since = dt.date.fromisoformat(newest[device]) - dt.timedelta(
+                days=LISTING_LOOKBACK_DAYS)
+            start_after = f"{KEY_PREFIX}/{device}/{since.isoformat()}"
+        for obj in audio_store.list_objects(f"{KEY_PREFIX}/{device}/", start_after=start_after):
+            objects.append(obj)
+            date = obj.key.split("/")[2] if obj.key.count("/") >= 3 else ""
+            if date in valid_dates and date > newest.get(device, ""):
+                newest[device] = date
+    return objects, newest
+
+
 def sensor_result(context: dg.SensorEvaluationContext, audio_store: AudioStore,
                   valid_dates: set[str]) -> dg.SensorResult:
-    plan = plan_tick(audio_store.list_objects(f"{KEY_PREFIX}/"), context.cursor,
-                     MAX_RUNS_PER_TICK, valid_dates)
+    newest = json.loads(context.cursor).get("newest", {}) if context.cursor else {}
+    objects, newest = recent_objects(audio_store, newest, valid_dates)
+    plan = plan_tick(objects, context.cursor, MAX_RUNS_PER_TICK, valid_dates)
+    plan.cursor = json.dumps({**json.loads(plan.cursor), "newest": newest}, sort_keys=True)
     for key, reason in plan.skipped.items():
         context.log.warning(f"skipped {key}: {reason}")
     known = set(context.instance.get_dynamic_partitions(devices_partitions.name))
