@@ -89,13 +89,3 @@ class WebhookSink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(what)

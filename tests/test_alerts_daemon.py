@@ -8,9 +8,16 @@ import time
 from zoneinfo import ZoneInfo
 
 import pytest
-from alert_sinks import SmtpSink, WebhookSink, wait_until
+from alert_sinks import SmtpSink, WebhookSink
 from conftest import free_port
-from test_webserver_e2e import Dagster, add_device, launch_device_day, prepare_home, run_status
+from test_webserver_e2e import (
+    Dagster,
+    add_device,
+    launch_device_day,
+    prepare_home,
+    run_status,
+    wait_for,
+)
 
 from watchme_pipeline.resources import SqlResultStore
 
@@ -69,11 +76,11 @@ def test_the_daemon_sends_failures_grouped_overdue_charts_silent_devices_and_a_d
 
     # One run fails and is alerted; then two more fail within GROUP_S of that alert.
     run_ids = [launch_device_day(dagster, *FAILED_DAYS[0])]
-    wait_until(failure_mails, 300, f"the first failure alert did not arrive: {subjects()}")
+    wait_for(failure_mails, 300, f"the first failure alert did not arrive: {subjects()}")
     run_ids += [launch_device_day(dagster, device, date) for device, date in FAILED_DAYS[1:]]
-    wait_until(lambda: sum(counted(m) for m in failure_mails()) >= 3, 300,
+    wait_for(lambda: sum(counted(m) for m in failure_mails()) >= 3, 300,
                f"failure alerts did not arrive: {subjects()}")
-    wait_until(lambda: {"overdue_charts", "silent_devices", "digest"} <=
+    wait_for(lambda: {"overdue_charts", "silent_devices", "digest"} <=
                {m["X-WatchMe-Alert"] for m in smtp.messages}, 180,
                f"overdue, silent or digest did not arrive: {subjects()}")
     # Another tick of each 60 s sensor after its message: nothing is sent twice.
@@ -111,7 +118,7 @@ def test_the_daemon_sends_failures_grouped_overdue_charts_silent_devices_and_a_d
                  "Silent devices: 1: quiet-1"):
         assert line in digest, line
     # The webhook refused its first post; it got every message all the same, once.
-    wait_until(lambda: len(hook.posts) == len(smtp.messages), 60, "webhook retries")
+    wait_for(lambda: len(hook.posts) == len(smtp.messages), 60, "webhook retries")
     assert hook.refused == 1
     for text in texts + hook.texts():
         assert SECRET not in text and AWS_SECRET not in text and "T0KEN" not in text

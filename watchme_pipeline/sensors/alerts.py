@@ -80,9 +80,14 @@ def deliver(channels: AlertChannels, messages: list[Message], undelivered: list[
     return left, {"sent": sent, "undelivered": len(left)}
 
 
-def _finish(context: dg.SensorEvaluationContext, cursor: dict, figures: dict,
-            asset_events: list | None = None) -> dg.SensorResult:
-    """Store the cursor; the tick says its figures (counts only)."""
+def _send_and_finish(context: dg.SensorEvaluationContext, channels: AlertChannels,
+                     cursor: dict, messages: list[Message], figures: dict,
+                     asset_events: list | None = None) -> dg.SensorResult:
+    """Send (the kept messages first), keep what failed in the cursor, store the cursor; the
+    tick says its figures (counts only)."""
+    cursor["undelivered"], sent = deliver(channels, messages, cursor.get("undelivered", []),
+                                          context.log)
+    figures = {**figures, **sent}
     context.update_cursor(json.dumps(cursor, sort_keys=True))
     summary = ", ".join(f"{k} {v}" for k, v in figures.items())
     if asset_events:
@@ -169,10 +174,9 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
                  else moment - FIRST_LOOKBACK)
         failures = result_store.run_failures_since(after).to_dict("records")
         message, state = plan_failure_alert(state, failures, moment, policy)
-        undelivered, figures = deliver(alert_channels, [message] if message else [],
-                                       cursor.get("undelivered", []), context.log)
-        return _finish(context, {"state": state.to_dict(), "undelivered": undelivered},
-                       {"failures_read": len(failures), "waiting": state.held_count, **figures})
+        cursor["state"] = state.to_dict()
+        return _send_and_finish(context, alert_channels, cursor, [message] if message else [],
+                                {"failures_read": len(failures), "waiting": state.held_count})
 
     @_alert_sensor("overdue_charts", 60,
                    "After the chart deadline, checks that every device that recorded yesterday "
@@ -190,11 +194,8 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
             if report.overdue:
                 messages.append(overdue_message(report, policy))
             cursor["checked"] = yesterday
-        undelivered, figures = deliver(alert_channels, messages, cursor.get("undelivered", []),
-                                       context.log)
-        cursor["undelivered"] = undelivered
-        return _finish(context, cursor, {"evaluated": len(events), "alerts": len(messages),
-                                         **figures}, events)
+        return _send_and_finish(context, alert_channels, cursor, messages,
+                                {"evaluated": len(events), "alerts": len(messages)}, events)
 
     @_alert_sensor("silent_devices", 60,
                    "Reports once each device that recorded yesterday and nothing for "
@@ -207,13 +208,12 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
         silent_now = silent_devices(result_store.devices_recording([yesterday, today]),
                                     yesterday, moment, policy.silent_after_h)
         newly, resumed = silent_changes(cursor.get("silent", {}), silent_now)
-        messages = [silent_message(newly, policy)] if newly else []
-        undelivered, figures = deliver(alert_channels, messages, cursor.get("undelivered", []),
-                                       context.log)
         reported = {d: t for d, t in cursor.get("silent", {}).items() if d in silent_now}
-        return _finish(context, {"silent": {**reported, **newly}, "undelivered": undelivered},
-                       {"silent": len(silent_now), "newly_silent": len(newly),
-                        "resumed": len(resumed), **figures})
+        cursor["silent"] = {**reported, **newly}
+        return _send_and_finish(context, alert_channels, cursor,
+                                [silent_message(newly, policy)] if newly else [],
+                                {"silent": len(silent_now), "newly_silent": len(newly),
+                                 "resumed": len(resumed)})
 
     @_alert_sensor("daily_digest", 60,
                    f"Once a day after {policy.digest_at:%H:%M} ({policy.timezone}): yesterday's "
@@ -228,10 +228,8 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
             digest = build_digest(result_store, context.instance, moment, policy)
             messages.append(digest_message(digest, policy))
             cursor["sent"] = yesterday
-        undelivered, figures = deliver(alert_channels, messages, cursor.get("undelivered", []),
-                                       context.log)
-        cursor["undelivered"] = undelivered
-        return _finish(context, cursor, {"digests": len(messages), **figures})
+        return _send_and_finish(context, alert_channels, cursor, messages,
+                                {"digests": len(messages)})
 
     return [failure_alerts, overdue_charts, silent_devices_sensor, daily_digest]
 
