@@ -152,3 +152,24 @@ def test_a_tick_lists_recent_days_not_the_history(real_instance, tmp_path):
     assert partitions(third) == ["2025-06-29|dev-h", "2025-07-01|dev-h"]
     assert json.loads(third.cursor)["newest"] == {"dev-h": "2025-07-01"}
     assert len(listed) == 9
+
+
+def test_a_first_tick_past_its_budget_lists_the_other_new_devices_next_time(real_instance,
+                                                                           tmp_path):
+    """A device seen for the first time is listed whole only while the tick's budget lasts;
+    one reached on a later tick still has every upload found, however old."""
+    from watchme_pipeline.sensors.new_audio import plan_tick, recent_objects
+
+    store = LocalAudioStore(root=str(tmp_path))
+    for device in ("dev-a", "dev-b"):
+        store.write(key(device, "2025-07-10"), b"RIFF")
+    dates = {"2025-07-10", "2025-07-18"}
+    objects, newest, first = recent_objects(store, {}, dates, budget_s=-1)  # spent at once
+    assert first == {"dev-a"} and newest == {"dev-a": "2025-07-10"}
+    plan = plan_tick(objects, None, 10, dates, first)
+    store.write(key("dev-a", "2025-07-18"), b"RIFF")  # newer than anything dev-b holds
+    cursor = json.dumps({**json.loads(plan.cursor), "newest": newest})
+    objects, newest, first = recent_objects(store, newest, dates)
+    assert first == {"dev-b"}
+    later = plan_tick(objects, cursor, 10, dates, first)
+    assert sorted(str(d) for d in later.requests) == ["dev-a 2025-07-18", "dev-b 2025-07-10"]

@@ -16,6 +16,7 @@ requests at most ``max_runs`` device-days; the rest stay new for the next tick.
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,9 @@ MAX_RUNS_PER_TICK = 20
 # Each device is listed from this many days before the newest date seen for it: uploads that
 # land late by up to that much are found; older ones need a run from the UI (or queue mode).
 LISTING_LOOKBACK_DAYS = 2
+# Devices seen for the first time are listed whole (their history) only while a tick has been
+# listing for less than this; the others wait for the next tick, which stays inside 60 s.
+LISTING_BUDGET_S = 30.0
 
 
 @dataclass
@@ -57,14 +61,23 @@ def _load_cursor(cursor: str | None) -> tuple[dt.datetime | None, set[str]]:
     return (dt.datetime.fromisoformat(wm) if wm else None), set(data.get("seen", []))
 
 
+def _device_of(key: str) -> str:
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 else ""
+
+
 def plan_tick(objects: Iterable[StoredObject], cursor: str | None, max_runs: int,
-              valid_dates: set[str] | None = None) -> TickPlan:
-    """Pure planning of one tick from a full listing and the previous cursor."""
+              valid_dates: set[str] | None = None,
+              first_listed: frozenset[str] = frozenset()) -> TickPlan:
+    """Pure planning of one tick from a listing and the previous cursor. Devices in
+    ``first_listed`` are listed for the first time: all their objects are new, whatever their
+    age (they may be older than the watermark)."""
     watermark, seen = _load_cursor(cursor)
     listing = [(o, _ident(o)) for o in objects]
     new = sorted(
         ((o, i) for o, i in listing
-         if (watermark is None or o.last_modified >= watermark - LAG) and i not in seen),
+         if (watermark is None or o.last_modified >= watermark - LAG
+             or _device_of(o.key) in first_listed) and i not in seen),
         key=lambda oi: (oi[0].last_modified, oi[0].key),
     )
     plan = TickPlan(cursor="")
@@ -127,33 +140,42 @@ def build_new_audio_sensor(partitions_def: dg.MultiPartitionsDefinition,
     return new_audio_sensor
 
 
-def recent_objects(audio_store: AudioStore, newest: dict[str, str], valid_dates: set[str]
-                   ) -> tuple[list[StoredObject], dict[str, str]]:
+def recent_objects(audio_store: AudioStore, newest: dict[str, str], valid_dates: set[str],
+                   budget_s: float = LISTING_BUDGET_S
+                   ) -> tuple[list[StoredObject], dict[str, str], frozenset[str]]:
     """What can be new: every device folder's keys from ``LISTING_LOOKBACK_DAYS`` before the
     newest date seen for it (the layout sorts a device's keys by date, so StartAfter skips its
-    history); a device not seen before is listed whole, once. Returns the objects and the
-    newest date of each device (dates outside the partitions do not count: a bogus far-future
-    folder must not hide the real days)."""
-    objects, newest = [], dict(newest)
-    for device in audio_store.list_folders(KEY_PREFIX):
+    history); a device not seen before is listed whole, once, while the tick's budget lasts
+    (the rest on later ticks). Returns the objects, the newest date of each device (dates
+    outside the partitions do not count: a bogus far-future folder must not hide the real
+    days) and the devices listed for the first time."""
+    objects, newest, first, start = [], dict(newest), set(), time.monotonic()
+    folders = audio_store.list_folders(KEY_PREFIX)
+    # Known devices first: they are cheap and must be listed every tick.
+    for device in sorted(folders, key=lambda d: d not in newest):
+        if device not in newest:
+            if first and time.monotonic() - start > budget_s:
+                continue  # listed whole on a later tick (one a tick at least: progress)
+            first.add(device)
+            newest[device] = ""  # listed; "" until a key with a valid date is found
         start_after = None
-        if device in newest:
+        if newest[device]:
             since = dt.date.fromisoformat(newest[device]) - dt.timedelta(
                 days=LISTING_LOOKBACK_DAYS)
             start_after = f"{KEY_PREFIX}/{device}/{since.isoformat()}"
         for obj in audio_store.list_objects(f"{KEY_PREFIX}/{device}/", start_after=start_after):
             objects.append(obj)
             date = obj.key.split("/")[2] if obj.key.count("/") >= 3 else ""
-            if date in valid_dates and date > newest.get(device, ""):
+            if date in valid_dates and date > newest[device]:
                 newest[device] = date
-    return objects, newest
+    return objects, newest, frozenset(first)
 
 
 def sensor_result(context: dg.SensorEvaluationContext, audio_store: AudioStore,
                   valid_dates: set[str]) -> dg.SensorResult:
     newest = json.loads(context.cursor).get("newest", {}) if context.cursor else {}
-    objects, newest = recent_objects(audio_store, newest, valid_dates)
-    plan = plan_tick(objects, context.cursor, MAX_RUNS_PER_TICK, valid_dates)
+    objects, newest, first = recent_objects(audio_store, newest, valid_dates)
+    plan = plan_tick(objects, context.cursor, MAX_RUNS_PER_TICK, valid_dates, first)
     plan.cursor = json.dumps({**json.loads(plan.cursor), "newest": newest}, sort_keys=True)
     for key, reason in plan.skipped.items():
         context.log.warning(f"skipped {key}: {reason}")
