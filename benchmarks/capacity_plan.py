@@ -80,13 +80,15 @@ def plan(bench: dict) -> str:
         f" in {100_000 / PARTITIONS_PER_RUN / RUNS_PER_SECOND / 60:.0f} min and the pods"
         f" above drain in about a day ({30 * 24 / 30:.0f} h per backlog day at the sizes above"
         f" is the same arithmetic as one day of the backfill column).",
-        f"- Run launching saturates first: the sensor requests a run per device-day each time"
-        f" a file lands ({sensor_runs} a day), and the daemon launches about"
-        f" {RUNS_PER_SECOND:g} run/s, so per-file runs stop scaling near"
-        f" **{limit_devices:,} devices**. Beyond that, runs must carry many partitions: the"
-        f" sensor (or an hourly schedule) requests batched runs of {PARTITIONS_PER_RUN}-50"
-        f" device-days, which keeps 100,000 devices at"
-        f" {math.ceil(100_000 / 50) * 24:,} runs/day with hourly batches of 50.",
+        f"- Run launching: the sensor requests a device-day's run when new uploads land (queue"
+        f" mode: once its oldest is WATCHME_RUN_DELAY_S old, covering every upload of that"
+        f" day so far); a device uploads every 30 minutes, so that is still up to"
+        f" {sensor_runs} runs per device a day, and the daemon launches about"
+        f" {RUNS_PER_SECOND:g} run/s: per-device runs stop scaling near"
+        f" **{limit_devices:,} devices**. Beyond that, runs must carry many devices: a run per"
+        f" (date, group of devices) and delay, e.g. 100 groups x (1,440 / 10 min) ="
+        f" {100 * 144:,} runs/day for any fleet size (group partitions: the next step, not"
+        f" built yet).",
     ]
     return "\n".join(lines)
 
