@@ -111,7 +111,8 @@ def rows(store, date):
     out = {}
     for table in TABLES:
         df = store.read(table, DEVICE, date).drop(
-            columns=["processed_at", "updated_at", "generated_at", "chart_path"],
+            # when each was processed, written or uploaded: not the same in the two stores
+            columns=["processed_at", "updated_at", "generated_at", "chart_path", "uploaded_at"],
             errors="ignore").astype(object)
         out[table] = df.where(df.notna(), None).to_dict("records")
     return out
