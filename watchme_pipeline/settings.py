@@ -62,6 +62,7 @@ AWS_SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TO
 EXECUTORS = ("local", "multiprocess", "k8s")
 MOOD_SCORERS = ("local", "openai")
 PROMPT_LANGUAGES = ("ja", "en")
+SMTP_SECURITY = ("starttls", "ssl", "none")  # resources/alert_channels.py sends with each
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def load_alerts(env: Mapping[str, str], timezone: str) -> AlertSettings:
         smtp_host=env.get("WATCHME_ALERT_EMAIL_SMTP_HOST") or "localhost",
         smtp_port=int(_number(env, "WATCHME_ALERT_EMAIL_SMTP_PORT", 0, int)),
         smtp_security=_one_of(env.get("WATCHME_ALERT_EMAIL_SMTP_SECURITY") or "starttls",
-                              ("starttls", "ssl", "none"), "WATCHME_ALERT_EMAIL_SMTP_SECURITY"),
+                              SMTP_SECURITY, "WATCHME_ALERT_EMAIL_SMTP_SECURITY"),
         smtp_user=env.get("WATCHME_ALERT_EMAIL_USER") or None,
         smtp_password_set=bool(env.get("WATCHME_ALERT_EMAIL_PASSWORD")),
         webhook_set=bool(env.get("WATCHME_ALERT_WEBHOOK_URL")),

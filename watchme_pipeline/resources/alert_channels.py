@@ -23,7 +23,6 @@ from watchme_pipeline.alerts import Message
 from watchme_pipeline.secrets import redact
 from watchme_pipeline.settings import Deployment
 
-SMTP_SECURITY = ("starttls", "ssl", "none")
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 

@@ -32,6 +32,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _insert(dialect: str, table: sa.Table):
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL's or SQLite's)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def _aware(value: dt.datetime | str | None) -> dt.datetime | None:
     """A timestamp as aware UTC, whether the driver gave a datetime or SQLite's text."""
     if value is None:
@@ -214,11 +223,7 @@ class SqlResultStore(ResultStore):
         rows = [clean_value(r) for r in rows]
         keys = [c.name for c in table.primary_key.columns]
         cols = list(update) if update is not None else [k for k in rows[0] if k not in keys]
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(table)
+        stmt = _insert(conn.dialect.name, table)
         stmt = (
             stmt.on_conflict_do_update(
                 index_elements=keys, set_={c: stmt.excluded[c] for c in cols}
@@ -289,17 +294,14 @@ class SqlResultStore(ResultStore):
         if not rows:
             return
         t, now = schema.uploads, _now()
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         # One row per key, the latest notification of this batch.
         latest: dict[str, dict] = {}
         for r in rows:
             if r["file_path"] not in latest or r["sequencer"] > latest[r["file_path"]][
                     "sequencer"]:
                 latest[r["file_path"]] = r
-        stmt = insert(t).values([{**r, "noted_at": now} for r in latest.values()])
+        stmt = _insert(self.engine.dialect.name, t).values(
+            [{**r, "noted_at": now} for r in latest.values()])
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.file_path],
             set_={"size": stmt.excluded.size, "sequencer": stmt.excluded.sequencer,
