@@ -158,6 +158,22 @@ def s3_store(s3_endpoint, request):
 
 
 @pytest.fixture
+def queue(s3_endpoint, request):
+    """An empty SQS queue on the loopback moto server, read as the upload queue."""
+    import boto3
+
+    from watchme_pipeline.resources.upload_queue import UploadQueue
+
+    sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    name = "q-" + "".join(c for c in request.node.name if c.isalnum())[:60]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return UploadQueue(queue_url=url, key_prefix="watchme", endpoint_url=s3_endpoint,
+                       region_name="us-east-1", aws_access_key_id="testing",
+                       aws_secret_access_key="testing", visibility_timeout_s=2)
+
+
+@pytest.fixture
 def real_instance():
     """A temporary on-disk instance (sensors need its ref for dynamic partitions)."""
     with dg.instance_for_test() as inst:

@@ -41,9 +41,9 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
            "WATCHME_LANGUAGE": "en", "WATCHME_PROMPT_LANGUAGE": "en",
            "WATCHME_MEMORY_MB": "1200", "WATCHME_TIMEZONE": "Europe/Paris"}
     built = build_definitions(env)  # only this mapping is read
-    settings = built.resources["settings"]
-    assert (settings.language, settings.prompt_language, settings.memory_mb) == ("en", "en",
-                                                                                 1200)
+    settings = built.resources["settings"].data  # configurable at launch, these the defaults
+    assert (settings["language"], settings["prompt_language"], settings["memory_mb"]) == (
+        "en", "en", 1200)
     daily = built.resolve_job_def("device_day_job").partitions_def
     assert daily.get_partitions_def_for_dimension("date").timezone == "Europe/Paris"
     # Launchpad: every run setting is a config field of the `settings` resource.
@@ -62,9 +62,27 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
     with pytest.warns(FutureWarning, match="WATCHME_MODEL_MEMORY_MB is now WATCHME_MEMORY_MB"):
         old = build_definitions({**env, "WATCHME_MEMORY_MB": "",
                                  "WATCHME_MODEL_MEMORY_MB": "900"})
-    assert old.resources["settings"].memory_mb == 900
+    assert old.resources["settings"].data["memory_mb"] == 900
     with pytest.raises(ValueError, match="WATCHME_QUANTIZE"):
         build_definitions({**env, "WATCHME_QUANTIZE": "emotion"})
+
+
+def test_a_setting_changed_for_one_run_keeps_the_deployments_others():
+    import dagster as dg
+
+    from watchme_pipeline.settings import PipelineSettings, launch_settings
+
+    @dg.asset
+    def seen(settings: PipelineSettings) -> tuple:
+        return settings.language, settings.memory_mb, settings.recompute, settings.devices
+
+    resources = {"settings": launch_settings(PipelineSettings(language="en", memory_mb=900))}
+    plain = dg.materialize([seen], resources=resources)
+    assert plain.output_for_node("seen") == ("en", 900, False, [])
+    # What a sensor's run request (devices) or the Launchpad (recompute) sets for one run.
+    changed = dg.materialize([seen], resources=resources, run_config={
+        "resources": {"settings": {"config": {"recompute": True, "devices": ["d-1"]}}}})
+    assert changed.output_for_node("seen") == ("en", 900, True, ["d-1"])
 
 
 def test_the_deployment_decides_the_result_store_once(tmp_path):

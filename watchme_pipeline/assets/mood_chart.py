@@ -8,7 +8,13 @@ from typing import Any
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import ON_UPSTREAM_CHANGE, asset_defaults, per_partition
+from watchme_pipeline.assets.common import (
+    ON_UPSTREAM_CHANGE,
+    asset_defaults,
+    per_partition,
+    registered_devices,
+    run_devices,
+)
 from watchme_pipeline.chart import CHART_VERSION, render_chart
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources import AudioStore, MoodScorer, ResultStore
@@ -19,6 +25,7 @@ from watchme_pipeline.scoring import (
     SlotSummary,
     validate_reply,
 )
+from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import SLOTS
 from watchme_pipeline.stages import MOOD_CHART, VIBE_PROMPT
 
@@ -92,7 +99,8 @@ def mood_chart_asset(partitions_def: dg.PartitionsDefinition, scorer_id: str
         "that the UI plots across partitions.",
     )
     def mood_chart(context: dg.AssetExecutionContext, audio_store: AudioStore,
-                   result_store: ResultStore, mood_scorer: MoodScorer) -> dg.MaterializeResult:
+                   result_store: ResultStore, mood_scorer: MoodScorer,
+                   settings: PipelineSettings) -> dg.MaterializeResult:
         def one_day(day):
             try:
                 record, result, png, slots = chart_day(result_store, audio_store, mood_scorer,
@@ -116,6 +124,7 @@ def mood_chart_asset(partitions_def: dg.PartitionsDefinition, scorer_id: str
                 "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
             }
 
-        return per_partition(context, one_day)
+        return per_partition(context, one_day, run_devices(
+            partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
 
     return mood_chart

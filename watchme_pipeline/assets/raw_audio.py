@@ -2,15 +2,17 @@
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.assets.common import asset_defaults, per_partition
+from watchme_pipeline.assets.common import asset_defaults, per_partition, run_devices
 from watchme_pipeline.audio import AudioDecodeError, VadSettings, speech_segments
-from watchme_pipeline.partitions import DeviceDay
+from watchme_pipeline.partitions import DeviceDay, GroupDay, device_group
 from watchme_pipeline.resources import AudioStore, ResultStore
+from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, day_prefix, parse_key
 from watchme_pipeline.stage_runner import decode_recording
 from watchme_pipeline.stages import RAW_AUDIO, STATUS_NAMES
@@ -127,6 +129,17 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
     return df, skipped
 
 
+def stored_devices(audio_store: AudioStore, device_groups: int
+                   ) -> Callable[[GroupDay], list[str]]:
+    """The group's devices with recordings of the date in the audio store: one listing of
+    the device folders, then one of each of the group's devices' day."""
+    def of_group(part: GroupDay) -> list[str]:
+        return [d for d in audio_store.list_folders(KEY_PREFIX)
+                if device_group(d, device_groups) == part.group
+                and next(iter(audio_store.list_objects(day_prefix(d, part.date))), None)]
+    return of_group
+
+
 def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
     tz = partitions_def.get_partitions_def_for_dimension("date").timezone
 
@@ -142,7 +155,8 @@ def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDe
         "current, the earlier superseded).",
     )
     def raw_audio(context: dg.AssetExecutionContext, audio_store: AudioStore,
-                  result_store: ResultStore) -> dg.MaterializeResult:
+                  result_store: ResultStore, settings: PipelineSettings
+                  ) -> dg.MaterializeResult:
         from zoneinfo import ZoneInfo
 
         def one_day(day):
@@ -166,7 +180,8 @@ def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDe
                 "audio_store": audio_store.describe(),
             }
 
-        return per_partition(context, one_day)
+        return per_partition(context, one_day, run_devices(
+            partitions_def, settings, lambda groups: stored_devices(audio_store, groups)))
 
     return raw_audio
 

@@ -5,7 +5,13 @@ import datetime as dt
 
 import dagster as dg
 
-from watchme_pipeline.assets.common import ON_UPSTREAM_CHANGE, asset_defaults, per_partition
+from watchme_pipeline.assets.common import (
+    ON_UPSTREAM_CHANGE,
+    asset_defaults,
+    per_partition,
+    registered_devices,
+    run_devices,
+)
 from watchme_pipeline.day_tables import slot_summaries
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.prompt import PROMPT_VERSION, build_prompt
@@ -62,6 +68,7 @@ def vibe_prompt_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
                 "prompt_characters": len(record["prompt"]),
             }
 
-        return per_partition(context, one_day)
+        return per_partition(context, one_day, run_devices(
+            partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
 
     return vibe_prompt

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from watchme_pipeline.partitions import DATE, DeviceDay, devices_partitions
+from watchme_pipeline.partitions import DATE, DeviceDay, device_group_count, devices_partitions
 from watchme_pipeline.resources import AudioStore, StoredObject
+from watchme_pipeline.sensors.run_requests import DayRun, partition_runs
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, parse_key
 
 LAG = dt.timedelta(minutes=5)
@@ -122,6 +123,7 @@ def build_new_audio_sensor(partitions_def: dg.MultiPartitionsDefinition,
                            job_name: str = "device_day_job") -> dg.SensorDefinition:
     """The sensor for the graph's partitions (keys outside its dates are skipped)."""
     dates = partitions_def.get_partitions_def_for_dimension(DATE)
+    device_groups = device_group_count(partitions_def)
 
     @dg.sensor(
         name="new_audio_sensor",
@@ -129,13 +131,13 @@ def build_new_audio_sensor(partitions_def: dg.MultiPartitionsDefinition,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Lists the audio store; adds new devices to the `devices` partitions and "
-        f"requests one run per device-day with new recordings (at most {MAX_RUNS_PER_TICK} a "
-        "tick).",
+        f"requests a run per device-day with new recordings (at most {MAX_RUNS_PER_TICK} a "
+        "tick; one per date and device group with WATCHME_DEVICE_GROUPS).",
     )
     def new_audio_sensor(context: dg.SensorEvaluationContext, audio_store: AudioStore
                          ) -> dg.SensorResult:
         valid = set(dates.get_partition_keys(dynamic_partitions_store=context.instance))
-        return sensor_result(context, audio_store, valid)
+        return sensor_result(context, audio_store, valid, device_groups)
 
     return new_audio_sensor
 
@@ -172,7 +174,7 @@ def recent_objects(audio_store: AudioStore, newest: dict[str, str], valid_dates:
 
 
 def sensor_result(context: dg.SensorEvaluationContext, audio_store: AudioStore,
-                  valid_dates: set[str]) -> dg.SensorResult:
+                  valid_dates: set[str], device_groups: int = 0) -> dg.SensorResult:
     newest = json.loads(context.cursor).get("newest", {}) if context.cursor else {}
     objects, newest, first = recent_objects(audio_store, newest, valid_dates)
     plan = plan_tick(objects, context.cursor, MAX_RUNS_PER_TICK, valid_dates, first)
@@ -185,11 +187,9 @@ def sensor_result(context: dg.SensorEvaluationContext, audio_store: AudioStore,
         context.log.info(f"{len(plan.requests)} device-days requested, {plan.waiting} wait "
                          "for the next tick")
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=plan.run_key(day), partition_key=day.partition_key,
-                          tags={"watchme/new_files": str(len(keys))})
-            for day, keys in plan.requests.items()
-        ],
+        run_requests=[run.request() for run in partition_runs(
+            [DayRun(day, keys, plan.run_key(day)) for day, keys in plan.requests.items()],
+            device_groups)],
         dynamic_partitions_requests=(
             [devices_partitions.build_add_request(new_devices)] if new_devices else []
         ),

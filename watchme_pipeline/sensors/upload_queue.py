@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from watchme_pipeline.partitions import DATE, DeviceDay, devices_partitions
+from watchme_pipeline.partitions import DATE, DeviceDay, device_group_count, devices_partitions
 from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.resources.upload_queue import UploadQueue, parse_notifications
+from watchme_pipeline.sensors.run_requests import DayRun, partition_runs
 
 TICK_BUDGET_S = 20.0  # draining stops after this; a tick stays well inside Dagster's 60 s
 MAX_MESSAGES_PER_TICK = 20_000
@@ -81,15 +82,8 @@ def drain_queue(queue: UploadQueue, store: ResultStore, valid_dates: set[str],
     return figures
 
 
-@dataclass(frozen=True)
-class QueueRun:
-    day: DeviceDay
-    keys: list[str]
-    run_key: str
-
-
 def plan_queue_runs(pending: pd.DataFrame, now: dt.datetime, delay_s: float,
-                    max_runs: int = MAX_RUNS_PER_TICK) -> tuple[list[QueueRun], int]:
+                    max_runs: int = MAX_RUNS_PER_TICK) -> tuple[list[DayRun], int]:
     """The device-days whose oldest pending upload is ``delay_s`` old, oldest first, each with
     all its pending uploads; and how many device-days wait (younger, or past ``max_runs``)."""
     if pending.empty:
@@ -104,7 +98,7 @@ def plan_queue_runs(pending: pd.DataFrame, now: dt.datetime, delay_s: float,
         keys = sorted(rows.file_path)
         attempt = int(rows.attempts.max()) + 1
         digest = hashlib.sha1("\n".join([*keys, str(attempt)]).encode()).hexdigest()[:16]
-        runs.append(QueueRun(DeviceDay(device, date), keys, f"{date}|{device}:{digest}"))
+        runs.append(DayRun(DeviceDay(device, date), keys, f"{date}|{device}:{digest}"))
     return runs, waiting
 
 
@@ -113,6 +107,7 @@ def build_upload_queue_sensor(partitions_def: dg.MultiPartitionsDefinition, job_
                               now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
                               ) -> dg.SensorDefinition:
     dates = partitions_def.get_partitions_def_for_dimension(DATE)
+    device_groups = device_group_count(partitions_def)
 
     @dg.sensor(
         name="new_audio_sensor",
@@ -120,24 +115,27 @@ def build_upload_queue_sensor(partitions_def: dg.MultiPartitionsDefinition, job_
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Reads the bucket's upload notifications (WATCHME_UPLOAD_QUEUE), notes "
-        "each upload, and requests one run per device-day once its oldest new upload is "
+        "each upload, and requests a run per device-day (per date and device group with "
+        "WATCHME_DEVICE_GROUPS) once its oldest new upload is "
         f"{run_delay_s:g} s old, covering all of that day's new uploads.",
     )
     def new_audio_sensor(context: dg.SensorEvaluationContext, upload_queue: UploadQueue,
                          result_store: ResultStore) -> dg.SensorResult:
         valid = set(dates.get_partition_keys(dynamic_partitions_store=context.instance))
-        return queue_tick(context, upload_queue, result_store, valid, now, run_delay_s)
+        return queue_tick(context, upload_queue, result_store, valid, now, run_delay_s,
+                          device_groups)
 
     return new_audio_sensor
 
 
 def queue_tick(context: dg.SensorEvaluationContext, queue: UploadQueue, store: ResultStore,
-               valid_dates: set[str], clock: Callable[[], dt.datetime], run_delay_s: float
-               ) -> dg.SensorResult:
+               valid_dates: set[str], clock: Callable[[], dt.datetime], run_delay_s: float,
+               device_groups: int = 0) -> dg.SensorResult:
     drained = drain_queue(queue, store, valid_dates)
     now = clock()  # after draining: what was just noted counts from now
     registered, again, given_up = store.settle_uploads(now - REQUEST_AGAIN_AFTER)
-    runs, waiting = plan_queue_runs(store.pending_uploads(limit=100_000), now, run_delay_s)
+    days, waiting = plan_queue_runs(store.pending_uploads(limit=100_000), now, run_delay_s)
+    runs = partition_runs(days, device_groups)
     for run in runs:
         store.mark_requested(run.keys, run.run_key, now)
     for key, reason in list(drained.skipped.items())[:20]:
@@ -145,19 +143,18 @@ def queue_tick(context: dg.SensorEvaluationContext, queue: UploadQueue, store: R
     if given_up:
         context.log.error(f"{given_up} uploads were requested 3 times and never registered: "
                           "given up (see the runs of their device-days)")
-    new_devices = sorted({r.day.device_id for r in runs
+    new_devices = sorted({d.day.device_id for d in days
                           if not context.instance.has_dynamic_partition(
-                              devices_partitions.name, r.day.device_id)})
+                              devices_partitions.name, d.day.device_id)})
     context.log.info(
         f"received {drained.received} messages in {drained.seconds:.1f}s ("
         f"{drained.queue_seconds:.1f}s in SQS calls): {drained.noted} "
         f"uploads noted, {drained.deleted} deleted, {len(drained.skipped)} skipped, "
-        f"{drained.other_events} other events; {len(runs)} runs requested, {waiting} "
+        f"{drained.other_events} other events; {len(runs)} runs requested for {len(days)} "
+        f"device-days, {waiting} "
         f"device-days wait; settled {registered} registered, {again} requested again")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=r.run_key, partition_key=r.day.partition_key,
-                                    tags={"watchme/new_files": str(len(r.keys))})
-                      for r in runs],
+        run_requests=[r.request() for r in runs],
         dynamic_partitions_requests=(
             [devices_partitions.build_add_request(new_devices)] if new_devices else []),
     )
