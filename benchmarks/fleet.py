@@ -5,8 +5,10 @@ history in the bucket, then a day's uploads arriving as S3's own notifications.
 
 Prints: the queue sensor's tick draining the notifications with the history present and with
 none (its time must not grow with history), the listing sensor's tick over the same bucket
-(what the default mode costs), the runs each requests, and one requested device-day run
-through raw_audio with its rows checked.
+(what the default mode costs), the runs each requests, group mode (WATCHME_DEVICE_GROUPS:
+the same uploads as one run per group, one group run executed and its rows checked, the
+partition count at 10,000 devices x 5 years), and one requested device-day run through
+raw_audio with its rows checked.
 """
 
 from __future__ import annotations
@@ -102,13 +104,15 @@ class TimedQueue(UploadQueue):
 SQS_SECONDS = [0.0]
 
 
-def drain_by_ticks(queue: UploadQueue, store: SqlResultStore, instance) -> dict:
+def drain_by_ticks(queue: UploadQueue, store: SqlResultStore, instance,
+                   partitions: dg.MultiPartitionsDefinition = PARTITIONS) -> dict:
     """Sensor ticks until the queue is empty, then one after the run delay: the burst of
-    uploads lands within the delay, so each device-day gets one run."""
-    draining = build_upload_queue_sensor(PARTITIONS, "device_day_job", run_delay_s=10**6)
-    after_delay = build_upload_queue_sensor(PARTITIONS, "device_day_job", run_delay_s=0)
+    uploads lands within the delay, so each device-day (each group, in group mode) gets one
+    run."""
+    draining = build_upload_queue_sensor(partitions, "device_day_job", run_delay_s=10**6)
+    after_delay = build_upload_queue_sensor(partitions, "device_day_job", run_delay_s=0)
     out = {"ticks": 0, "seconds": 0.0, "sqs_seconds": 0.0, "runs": 0, "files": 0,
-           "slowest_tick": 0.0, "cpu_seconds": 0.0}
+           "slowest_tick": 0.0, "cpu_seconds": 0.0, "requests": []}
     drained = False
     while True:
         SQS_SECONDS[0] = 0.0
@@ -124,10 +128,60 @@ def drain_by_ticks(queue: UploadQueue, store: SqlResultStore, instance) -> dict:
         out["sqs_seconds"] += SQS_SECONDS[0]
         out["slowest_tick"] = max(out["slowest_tick"], took)
         out["runs"] += len(result.run_requests)
+        out["requests"] += result.run_requests
         out["files"] += sum(int(r.tags["watchme/new_files"]) for r in result.run_requests)
         if drained:
             return out
         drained = SQS_SECONDS[0] < 0.5 and out["ticks"] > 1  # the queue came back empty
+
+
+def group_mode(s3, s3_resource: S3Resource, endpoint: str, new: list[str], body: bytes,
+               tmp: Path, run_delay_s: int, groups: int = 10) -> None:
+    """The same day's uploads with WATCHME_DEVICE_GROUPS: one run per group and date, and one
+    of them executed (raw_audio through Dagster, its run config as the sensor wrote it)."""
+    from watchme_pipeline.assets.raw_audio import raw_audio_asset
+    from watchme_pipeline.settings import PipelineSettings, launch_settings
+
+    grouped = build_partitions("Asia/Tokyo", "2025-01-01", groups)
+    bucket = "fleet-groups"
+    s3.create_bucket(Bucket=bucket)
+    queue = queue_for(endpoint, f"uploads-{bucket}", bucket, s3)
+    put_all(s3, bucket, new, body)
+    store = SqlResultStore(database_url=f"sqlite:///{tmp / 'groups.db'}")
+    with dg.instance_for_test() as instance:
+        out = drain_by_ticks(queue, store, instance, grouped)
+        devices = {d for r in out["requests"]
+                   for d in r.run_config["resources"]["settings"]["config"]["devices"]}
+        print(f"group mode ({groups} groups): {len(new):,} notifications drained in "
+              f"{out['ticks']} ticks; {out['runs']} runs requested (one per group and date) "
+              f"for {out['files']} uploads of {len(devices)} devices; the sensor thread's CPU "
+              f"{out['cpu_seconds']:.2f}s")
+        request = max(out["requests"], key=lambda r: int(r.tags["watchme/new_files"]))
+        audio = S3AudioStore(bucket=bucket, prefix="watchme", s3=s3_resource)
+        t0 = time.perf_counter()
+        result = dg.materialize(
+            [raw_audio_asset(grouped)], partition_key=request.partition_key,
+            run_config=request.run_config, instance=instance,
+            resources={"audio_store": audio, "result_store": store,
+                       "settings": launch_settings(PipelineSettings())})
+        took = time.perf_counter() - t0
+    named = request.run_config["resources"]["settings"]["config"]["devices"]
+    rows = sum(len(store.recordings(d, "2025-07-18")) for d in named)
+    assert result.success and rows == int(request.tags["watchme/new_files"]), rows
+    [event] = result.asset_materializations_for_node("raw_audio")
+    print(f"one group run, {request.partition_key}: raw_audio registered {rows} rows for its "
+          f"{len(named)} devices (= their uploads; metadata devices="
+          f"{event.metadata['devices'].value}, recordings="
+          f"{event.metadata['recordings'].value}) in {took:.1f}s")
+    # Dagster's recommendation: at most 100,000 partitions per asset.
+    five_years = build_partitions("Asia/Tokyo", "2021-12-02", 50)
+    dates = len(five_years.get_partitions_def_for_dimension("date").get_partition_keys(
+        current_time=dt.datetime(2026, 12, 1, tzinfo=dt.UTC)))
+    print(f"partitions per asset, 10,000 devices x 5 years ({dates:,} dates): per device "
+          f"{dates * 10_000:,}; 50 groups {dates * 50:,} (<= 100,000); runs a day with 50 "
+          f"groups and WATCHME_RUN_DELAY_S={run_delay_s}: at most "
+          f"{50 * 86_400 // run_delay_s:,} = groups x (1,440 / {run_delay_s / 60:g} min), "
+          f"{50 / run_delay_s:.2f} runs/s, whatever the number of devices")
 
 
 def main() -> None:
@@ -135,6 +189,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--uploads", type=int, default=1000)
+    parser.add_argument("--groups", type=int, default=10)
+    parser.add_argument("--run-delay-s", type=int, default=180)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
@@ -205,6 +261,8 @@ def main() -> None:
               f"{max(took[:-1]):.1f}s), then a steady tick {took[-1]:.1f}s ({args.devices} "
               "device folders from 2 days before their newest date; moto scans the bucket for "
               "each listing); at most 20 runs a tick")
+
+        group_mode(s3, s3_resource, endpoint, new, body, tmp, args.run_delay_s, args.groups)
 
         # One requested device-day through raw_audio: its rows are the uploads, once each.
         from watchme_pipeline.assets.raw_audio import find_recordings
