@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LATEST = ROOT / "benchmarks" / "results" / "latest.json"
+UPLOAD_COST = ROOT / "benchmarks" / "results" / "upload_cost.json"
 DOC = ROOT / "docs" / "scaling.md"
 BEGIN, END = "<!-- capacity:begin -->", "<!-- capacity:end -->"
 
@@ -19,6 +20,9 @@ POD_CPUS = 2  # one step pod = the benchmark machine (2 cores)
 RUNS_PER_SECOND = 1.0  # the daemon's run launching, a known Dagster limit
 PARTITIONS_PER_RUN = 10  # BackfillPolicy.multi_run(max_partitions_per_run=10)
 RECORDINGS_PER_DAY = 48
+UPLOAD_EVERY_S = 1800  # a device uploads a recording every 30 minutes
+MAX_PARTITIONS = 100_000  # Dagster's recommendation per asset
+RUN_DELAY_S = 180  # WATCHME_RUN_DELAY_S's default
 
 
 def pod_request(peak_mb: float) -> int:
@@ -80,17 +84,79 @@ def plan(bench: dict) -> str:
         f" in {100_000 / PARTITIONS_PER_RUN / RUNS_PER_SECOND / 60:.0f} min and the pods"
         f" above drain in about a day ({30 * 24 / 30:.0f} h per backlog day at the sizes above"
         f" is the same arithmetic as one day of the backfill column).",
-        f"- Run launching: the sensor requests a device-day's run when new uploads land (queue"
-        f" mode: once its oldest is WATCHME_RUN_DELAY_S old, covering every upload of that"
-        f" day so far); a device uploads every 30 minutes, so that is still up to"
-        f" {sensor_runs} runs per device a day, and the daemon launches about"
+        f"- Run launching, per-device partitions: a device uploads every 30 minutes and each"
+        f" upload's device-day is requested once the run delay has passed, so up to"
+        f" {sensor_runs} runs per device a day; the daemon launches about"
         f" {RUNS_PER_SECOND:g} run/s: per-device runs stop scaling near"
-        f" **{limit_devices:,} devices**. Beyond that, runs must carry many devices: a run per"
-        f" (date, group of devices) and delay, e.g. 100 groups x (1,440 / 10 min) ="
-        f" {100 * 144:,} runs/day for any fleet size (group partitions: the next step, not"
-        f" built yet).",
+        f" **{limit_devices:,} devices**, before the partition limit of a long history does.",
+        "",
+        *group_plan(bench),
     ]
     return "\n".join(lines)
+
+
+def group_plan(bench: dict) -> list[str]:
+    """Group mode (WATCHME_DEVICE_GROUPS) at 1k/10k/100k devices: how many groups keep each
+    run inside the run delay, what that costs in partitions, and upload-to-chart latency."""
+    stages = {k: v["s_per_audio_min"] for k, v in bench["stages"].items()}
+    slowest_stage, slowest_s = max(stages.items(), key=lambda kv: kv[1])
+    cost = json.loads(UPLOAD_COST.read_text()) if UPLOAD_COST.exists() else None
+    overhead_s = cost["run_overhead_wall_s"] if cost else 12.0
+    d = RUN_DELAY_S
+    # The model steps run as parallel pods (k8s executor), so a run takes its overhead plus
+    # the slowest step over its uploads; it must end within the delay, or the group's next run
+    # (one run per partition at a time) falls behind.
+    # Planned at UTILISATION of the delay, as the pods are.
+    per_group = int(UPLOAD_EVERY_S * (d * UTILISATION - overhead_s) / (d * slowest_s))
+    lines = [
+        f"Group mode (`WATCHME_DEVICE_GROUPS=N`, queue mode, `WATCHME_RUN_DELAY_S={d}`): each"
+        f" (date, group) partition gets a run every {d} s carrying the group's uploads of"
+        f" those {d} s. Inputs: the slowest model step, {slowest_stage}, takes"
+        f" {slowest_s:.2f} s per 60 s slot (`latest.json`), and a run costs"
+        f" {overhead_s:.0f} s before its first slot (process start and model loads"
+        f"{', measured by `benchmarks/upload_cost.py`' if cost else ', the issue figure'})."
+        f" The steps run as parallel pods, so a run takes that plus {slowest_s:.2f} s per"
+        f" upload, and must end within the delay ({UTILISATION:.0%} of it, planned): at most"
+        f" **{per_group} devices per group**.",
+        "",
+        "| devices | groups N (2-core step pods) | uploads per run | run time | upload to"
+        " chart, worst | runs/s | partitions per asset, 5 years | or: 54 groups (5 years"
+        " <= 100,000), slowest step's pod needs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    fit = MAX_PARTITIONS // 1826  # groups that keep 5 years of dates within the limit
+    rates = {}
+    for devices in (1_000, 10_000, 100_000):
+        groups = math.ceil(devices / per_group)
+        uploads = devices / groups * d / UPLOAD_EVERY_S
+        run_s = overhead_s + uploads * slowest_s
+        rates[devices] = groups / d
+        # With only `fit` groups, the slowest step's pod needs more cores (assumed to scale
+        # linearly, as torch's intra-op threads roughly do on these models).
+        cores = math.ceil(POD_CPUS * devices / fit * d / UPLOAD_EVERY_S * slowest_s
+                          / (d * UTILISATION - overhead_s))
+        lines.append(
+            f"| {devices:,} | {groups:,} | {uploads:.1f} | {run_s:.0f} s | {d + run_s:.0f} s |"
+            f" {rates[devices]:.2f} | {groups * 1826:,} |"
+            f" {'2 cores (as planned)' if groups <= fit else f'{cores} cores'} |")
+    lines += [
+        "",
+        f"- Upload to chart, worst case: the run delay ({d} s, the oldest upload's wait) plus"
+        " the run; an upload landing later in the window waits less.",
+        f"- Launching: {rates[10_000]:.2f} runs/s at 10,000 devices is inside one dequeue"
+        f" loop's ~{RUNS_PER_SECOND:g} run/s; {rates[100_000]:.2f} runs/s at 100,000 is not,"
+        " so the Helm values dequeue on 8 threads (`deploy/helm/values.yaml`).",
+        "- The partition limit and a run's time pull apart: a run must finish within the"
+        " delay, which caps devices per group (raising the delay does not help: the uploads"
+        " per run grow with it), while dates x groups must stay under"
+        f" {MAX_PARTITIONS:,}. At 10,000 devices 54 groups hold 5 years with a bigger pod for"
+        " the slowest step; at 100,000 no pod is big enough: keep less history as partitions"
+        " (`WATCHME_START_DATE`; older days stay in the tables and the store) or fan a step"
+        " out within a run (not built).",
+        "- Pods: as in the first table (the CPU per upload is the same; the per-run overhead"
+        f" adds {overhead_s:.0f} s x 3 step pods per run).",
+    ]
+    return lines
 
 
 def main() -> None:

@@ -157,3 +157,34 @@ def test_a_group_run_processes_its_devices_and_a_launchpad_run_one_device(
     assert not wrong.success
     [failure] = [e for e in wrong.all_events if e.is_step_failure]
     assert "dev-1 is in group g2" in failure.event_specific_data.error.message
+
+
+def test_the_cli_says_which_partition_redoes_a_device_day(monkeypatch, capsys):
+    from watchme_pipeline.__main__ import main
+
+    monkeypatch.setenv("WATCHME_DEVICE_GROUPS", "50")
+    main(["partition", "dev-7", "2026-11-30"])
+    out = capsys.readouterr().out
+    assert out.startswith("partition: 2026-11-30|g30\n") and "devices: [dev-7]" in out
+    monkeypatch.setenv("WATCHME_DEVICE_GROUPS", "0")
+    main(["partition", "dev-7", "2026-11-30"])
+    assert capsys.readouterr().out == "partition: 2026-11-30|dev-7\n"
+    monkeypatch.setenv("WATCHME_DEVICE_GROUPS", "5000")
+    with pytest.raises(ValueError, match="WATCHME_DEVICE_GROUPS=5000: at most 1000"):
+        main(["partition", "dev-7", "2026-11-30"])
+
+
+def test_the_deployment_chooses_group_partitions(tmp_path):
+    from watchme_pipeline.definitions import build_definitions
+
+    env = {"WATCHME_DATA_DIR": str(tmp_path), "WATCHME_MODEL_PROFILE": "tiny",
+           "WATCHME_DEVICE_GROUPS": "10"}
+    defs = build_definitions(env)
+    job = defs.resolve_job_def("device_day_job")
+    assert job.partitions_def.partition_dimension_names == ["date", "group"]
+    groups = job.partitions_def.get_partitions_def_for_dimension("group").get_partition_keys()
+    assert groups == [f"g{i}" for i in range(10)]
+    # Every asset and check of the graph is partitioned alike (one run covers them all).
+    assert {a.partitions_def for a in defs.assets} == {job.partitions_def}
+    assert build_definitions({**env, "WATCHME_DEVICE_GROUPS": ""}).resolve_job_def(
+        "device_day_job").partitions_def.partition_dimension_names == ["date", "device"]
