@@ -80,9 +80,13 @@ bench-sensor: install
 
 # A simulated fleet on moto's S3 and SQS (loopback): 100 devices x 30 days of history, a day's
 # 1,000 uploads as S3's notifications; queue and listing ticks timed, runs counted, one run's
-# rows checked (FLEET_ARGS="--devices D --days N --uploads U").
+# and one group run's rows checked (FLEET_ARGS="--devices D --days N --uploads U --groups G");
+# then the CPU per upload of per-upload, batch and group runs (standard models, real Whisper
+# after `make weights`) and the capacity plan of docs/scaling.md regenerated from both.
 bench-fleet: install
 	$(PY) benchmarks/fleet.py $(FLEET_ARGS)
+	$(PY) benchmarks/upload_cost.py
+	$(PY) benchmarks/capacity_plan.py
 
 # Rows written per second for device-days on SQLite and a throwaway local PostgreSQL.
 bench-store: install

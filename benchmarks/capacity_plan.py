@@ -156,6 +156,15 @@ def group_plan(bench: dict) -> list[str]:
         "- Pods: as in the first table (the CPU per upload is the same; the per-run overhead"
         f" adds {overhead_s:.0f} s x 3 step pods per run).",
     ]
+    if cost:
+        cpu = cost["cpu_s_per_upload"]
+        batch = cpu["a batch run (one device-day)"]
+        lines.append(
+            f"- CPU per upload (`benchmarks/upload_cost.py`, {cost['uploads']} uploads of 60 s"
+            f" speech, {cost['whisper']} Whisper base): "
+            + "; ".join(f"{label} {v:.1f} s ({v / batch:.2f}x)" for label, v in cpu.items())
+            + ". A group run carries its devices' new uploads, so it costs what a batch run"
+            " does.")
     return lines
 
 

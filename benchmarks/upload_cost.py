@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATE = "2025-07-18"
+RESULT = ROOT / "benchmarks" / "results" / "upload_cost.json"
 
 
 def child(workdir: str, devices: list[str]) -> None:
@@ -126,6 +127,15 @@ def main() -> None:
         assert processed == 3 * n, processed
         figures["a group run (one upload each of n devices)"] = (cpu / n, wall / n)
     batch = figures["a batch run (one device-day)"][0]
+    per_run = figures["a run per upload"]
+    RESULT.write_text(json.dumps({
+        "uploads": n, "whisper": "real" if real_whisper() else "random",
+        "cpu_s_per_upload": {k: round(v[0], 1) for k, v in figures.items()},
+        "wall_s_per_upload": {k: round(v[1], 1) for k, v in figures.items()},
+        # What a run costs before its first slot: a one-upload run less a batch run's slot.
+        "run_overhead_wall_s": round(per_run[1] - figures["a batch run (one device-day)"][1], 1),
+        "run_overhead_cpu_s": round(per_run[0] - batch, 1),
+    }, indent=1) + "\n")
     print("| how the uploads arrive | CPU s per upload | wall s per upload | x batch CPU |")
     print("|---|---|---|---|")
     for label, (cpu, wall) in figures.items():

@@ -184,7 +184,9 @@ def test_the_deployment_chooses_group_partitions(tmp_path):
     assert job.partitions_def.partition_dimension_names == ["date", "group"]
     groups = job.partitions_def.get_partitions_def_for_dimension("group").get_partition_keys()
     assert groups == [f"g{i}" for i in range(10)]
-    # Every asset and check of the graph is partitioned alike (one run covers them all).
+    # Every asset and check of the graph is partitioned alike (one run covers them all), and
+    # a backfill runs one group-day a run (it is already a group's devices).
     assert {a.partitions_def for a in defs.assets} == {job.partitions_def}
+    assert {a.backfill_policy.max_partitions_per_run for a in defs.assets} == {1}
     assert build_definitions({**env, "WATCHME_DEVICE_GROUPS": ""}).resolve_job_def(
         "device_day_job").partitions_def.partition_dimension_names == ["date", "device"]

@@ -134,6 +134,8 @@ TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPO
 # into separate runs. (Multi-partition ranges keep one dimension fixed, so a batch is up to
 # 10 dates of one device.)
 BATCHED_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=10)
+# A group partition is already many device-days (all of a group's devices): one a run.
+GROUP_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 # Re-materialize when any upstream partition changes, for the dates a late upload can still
 # reach: the default eager() only looks at the latest day (late uploads ignored), and no
 # window at all makes every evaluation walk all dates x devices. Older days are redone by the
@@ -152,7 +154,8 @@ def asset_defaults(spec: StageSpec, partitions_def: dg.PartitionsDefinition) -> 
         "partitions_def": partitions_def,
         "group_name": GROUP,
         "owners": ["team:watchme"],
-        "backfill_policy": BATCHED_BACKFILL,
+        "backfill_policy": (GROUP_BACKFILL if device_group_count(partitions_def)
+                            else BATCHED_BACKFILL),
         "retry_policy": TRANSIENT_RETRY,
         "op_tags": pod_tags(spec),
     }
