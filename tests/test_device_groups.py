@@ -190,3 +190,22 @@ def test_the_deployment_chooses_group_partitions(tmp_path):
     assert {a.backfill_policy.max_partitions_per_run for a in defs.assets} == {1}
     assert build_definitions({**env, "WATCHME_DEVICE_GROUPS": ""}).resolve_job_def(
         "device_day_job").partitions_def.partition_dimension_names == ["date", "device"]
+
+
+def test_a_group_partitions_metadata_sums_its_devices_figures():
+    from watchme_pipeline.assets.common import merge_figures
+
+    merged = merge_figures([
+        {"recordings": 3, "audio_minutes": 1.25, "average_score": 10.0, "scorer": "local",
+         "maker_is_code_version": True, "failed_slots": dg.MetadataValue.json({"09-00": "x"}),
+         "insights": "a", "chart": dg.MetadataValue.md("![](data:...)")},
+        {"recordings": 5, "audio_minutes": 2.5, "average_score": None, "scorer": "local",
+         "maker_is_code_version": False, "insights": "b"},
+        {"recordings": 0, "audio_minutes": 0.0, "average_score": 20.0, "scorer": "local",
+         "maker_is_code_version": True},
+    ])
+    # Counts summed, averages averaged over the devices that have one, flags all-true,
+    # equal strings kept; per-device detail (JSON, images, differing text) left out.
+    assert merged == {"recordings": 8, "audio_minutes": 3.75, "average_score": 15.0,
+                      "scorer": "local", "maker_is_code_version": False}
+    assert merge_figures([]) == {}

@@ -59,13 +59,14 @@ def device_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContex
     try:
         parts = [(str(k), parse_partition_key(k, devices.device_groups))
                  for k in context.partition_keys]
+        named = [validate_device_id(d) for d in devices.named]
         days, used = [], set()
         for key, part in parts:
             if isinstance(part, DeviceDay):
                 days.append((key, part))
                 continue
-            if devices.named:
-                members = [validate_device_id(d) for d in devices.named
+            if named:
+                members = [d for d in named
                            if device_group(d, devices.device_groups) == part.group]
             else:
                 members = devices.of_group(part) if devices.of_group else []
