@@ -80,6 +80,9 @@ def _decode(no_speech: float, logprob: float, ratio: float, temperature: float =
     (_decode(0.9, -0.4, 1.2), False, False, True),  # confident text despite no-speech prob
     (_decode(0.1, -1.5, 1.2), False, True, True),  # low confidence speech: retried, kept
     (_decode(0.1, -0.3, 3.1), False, True, False),  # a loop: retried; dropped if it stays
+    # A loop the model also calls no speech (a TV through a wall: 「あなたは知りません。」 x12
+    # at -0.21, no-speech 0.66): silence, not sent down the fallback.
+    (_decode(0.66, -0.21, 8.33), True, False, False),
     (_decode(0.1, -0.3, 1.6), False, False, True),  # ordinary speech
     # After the last temperature: still low confidence is sampled nonsense (a TV through a
     # wall: -2.7), dropped; confident text found by sampling is kept.
