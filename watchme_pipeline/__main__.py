@@ -19,11 +19,15 @@ def yesterday(timezone: str) -> str:
     return (dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)).isoformat()
 
 
-def chart_url(device: str, date: str) -> str:
-    """The mood_chart asset's page in the UI, on the partition's latest materialization."""
+def chart_url(device: str, date: str, device_groups: int = 0) -> str:
+    """The mood_chart asset's page in the UI, on the partition's latest materialization (the
+    device's group's, in group mode)."""
     from urllib.parse import quote
 
-    return f"{UI}/assets/mood_chart?view=partitions&partition={quote(f'{date}|{device}')}"
+    from watchme_pipeline.partitions import DeviceDay, partition_key_of
+
+    key = str(partition_key_of(DeviceDay(device, date), device_groups))
+    return f"{UI}/assets/mood_chart?view=partitions&partition={quote(key)}"
 
 
 def print_setup(resources: dict) -> None:
@@ -102,7 +106,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
         print_setup(build_resources(load_deployment(os.environ)))
         print(f"the sample day's mood chart (after `make demo`, or Materialize in the UI): "
-              f"{chart_url(args.device, args.date)}")
+              f"{chart_url(args.device, args.date, deployment.device_groups)}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -171,7 +175,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
               "nothing was recomputed (`make clean` starts afresh; or, in the Launchpad, "
               "set `recompute: true` under resources: settings: config)")
     print(f"chart: {chart['chart_path']}")
-    print(f"in the UI (`make dev`): {chart_url(args.device, args.date)}")
+    print(f"in the UI (`make dev`): "
+          f"{chart_url(args.device, args.date, deployment.device_groups)}")
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
