@@ -209,3 +209,11 @@ def test_a_group_partitions_metadata_sums_its_devices_figures():
     assert merged == {"recordings": 8, "audio_minutes": 3.75, "average_score": 15.0,
                       "scorer": "local", "maker_is_code_version": False}
     assert merge_figures([]) == {}
+
+
+def test_queue_mode_without_the_sql_store_is_refused_at_load():
+    from watchme_pipeline.settings import load_deployment
+
+    with pytest.raises(ValueError, match="WATCHME_UPLOAD_QUEUE needs the SQL result store"):
+        load_deployment({"WATCHME_UPLOAD_QUEUE": "https://sqs.example/q",
+                         "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k"})

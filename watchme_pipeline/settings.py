@@ -261,6 +261,10 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
         run_delay_s=int(_number(env, "WATCHME_RUN_DELAY_S", 180, int)),
         device_groups=int(_number(env, "WATCHME_DEVICE_GROUPS", 0, int)),
     )
+    if deployment.upload_queue and not deployment.database_url:
+        raise ValueError("WATCHME_UPLOAD_QUEUE needs the SQL result store (its upload ledger "
+                         "is a table): set WATCHME_DATABASE_URL (Supabase's PostgreSQL URL "
+                         "works), not SUPABASE_URL + SUPABASE_KEY")
     if deployment.device_groups > MAX_DEVICE_GROUPS:
         raise ValueError(f"WATCHME_DEVICE_GROUPS={deployment.device_groups}: at most "
                          f"{MAX_DEVICE_GROUPS} (partitions are dates x groups; Dagster "
