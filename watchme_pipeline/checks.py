@@ -96,7 +96,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         def run_check(context: dg.AssetCheckExecutionContext, result_store: ResultStore,
                       settings: PipelineSettings) -> dg.AssetCheckResult:
             days = device_days(context, run_devices(
-                partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
+                partitions_def, settings, registered_devices(result_store)))
             return check([(f"{key} {day.device_id}" if grouped else key, day)
                           for key, day in days], result_store)
         return run_check

@@ -25,17 +25,20 @@ devices_partitions = dg.DynamicPartitionsDefinition(name="devices")
 MAX_DEVICE_GROUPS = 1000
 
 
-def group_keys(device_groups: int) -> list[str]:
+def _group_key(index: int, device_groups: int) -> str:
     """g0..g9 for 10 groups, g00..g49 for 50: they sort as they number."""
-    width = len(str(device_groups - 1))
-    return [f"g{i:0{width}d}" for i in range(device_groups)]
+    return f"g{index:0{len(str(device_groups - 1))}d}"
+
+
+def group_keys(device_groups: int) -> list[str]:
+    return [_group_key(i, device_groups) for i in range(device_groups)]
 
 
 def device_group(device_id: str, device_groups: int) -> str:
     """The device's group: stable across processes and releases (not Python's salted hash),
     and the same for as long as the number of groups stays the same."""
     digest = hashlib.sha256(device_id.encode()).digest()
-    return group_keys(device_groups)[int.from_bytes(digest[:8], "big") % device_groups]
+    return _group_key(int.from_bytes(digest[:8], "big") % device_groups, device_groups)
 
 
 def build_partitions(timezone: str, start_date: str, device_groups: int = 0

@@ -33,23 +33,21 @@ class RunDevices:
 
     device_groups: int = 0
     named: tuple[str, ...] = ()
-    of_group: Callable[[GroupDay], list[str]] | None = None
+    of_group: Callable[[GroupDay, int], list[str]] | None = None  # (partition, N) -> devices
 
 
-def registered_devices(result_store: ResultStore, device_groups: int
-                       ) -> Callable[[GroupDay], list[str]]:
+def registered_devices(result_store: ResultStore) -> Callable[[GroupDay, int], list[str]]:
     """The group's devices with recordings registered for the date (what raw_audio found)."""
-    def of_group(part: GroupDay) -> list[str]:
+    def of_group(part: GroupDay, device_groups: int) -> list[str]:
         found = result_store.devices_recording([part.date]).device_id
         return sorted(d for d in set(found) if device_group(d, device_groups) == part.group)
     return of_group
 
 
 def run_devices(partitions_def: dg.PartitionsDefinition, settings: PipelineSettings,
-                of_group: Callable[[int], Callable[[GroupDay], list[str]]]) -> RunDevices:
-    """The run's RunDevices: ``of_group(N)`` finds a group's devices when the run names none."""
-    groups = device_group_count(partitions_def)
-    return RunDevices(groups, tuple(settings.devices), of_group(groups) if groups else None)
+                of_group: Callable[[GroupDay, int], list[str]]) -> RunDevices:
+    """The run's RunDevices: ``of_group`` finds a group's devices when the run names none."""
+    return RunDevices(device_group_count(partitions_def), tuple(settings.devices), of_group)
 
 
 def device_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
@@ -69,7 +67,8 @@ def device_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContex
                 members = [d for d in named
                            if device_group(d, devices.device_groups) == part.group]
             else:
-                members = devices.of_group(part) if devices.of_group else []
+                members = (devices.of_group(part, devices.device_groups) if devices.of_group
+                           else [])
             used.update(members)
             days += [(key, DeviceDay(d, part.date)) for d in sorted(members)]
     except InvalidIdentifier as exc:

@@ -49,6 +49,6 @@ def model_stage_asset(stage: ModelStage, partitions_def: dg.PartitionsDefinition
             return figures
 
         return per_partition(context, one_day, run_devices(
-            partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
+            partitions_def, settings, registered_devices(result_store)))
 
     return _stage_asset

@@ -125,6 +125,6 @@ def mood_chart_asset(partitions_def: dg.PartitionsDefinition, scorer_id: str
             }
 
         return per_partition(context, one_day, run_devices(
-            partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
+            partitions_def, settings, registered_devices(result_store)))
 
     return mood_chart

@@ -129,11 +129,10 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
     return df, skipped
 
 
-def stored_devices(audio_store: AudioStore, device_groups: int
-                   ) -> Callable[[GroupDay], list[str]]:
+def stored_devices(audio_store: AudioStore) -> Callable[[GroupDay, int], list[str]]:
     """The group's devices with recordings of the date in the audio store: one listing of
     the device folders, then one of each of the group's devices' day."""
-    def of_group(part: GroupDay) -> list[str]:
+    def of_group(part: GroupDay, device_groups: int) -> list[str]:
         return [d for d in audio_store.list_folders(KEY_PREFIX)
                 if device_group(d, device_groups) == part.group
                 and next(iter(audio_store.list_objects(day_prefix(d, part.date))), None)]
@@ -181,7 +180,7 @@ def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDe
             }
 
         return per_partition(context, one_day, run_devices(
-            partitions_def, settings, lambda groups: stored_devices(audio_store, groups)))
+            partitions_def, settings, stored_devices(audio_store)))
 
     return raw_audio
 

@@ -69,6 +69,6 @@ def vibe_prompt_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefin
             }
 
         return per_partition(context, one_day, run_devices(
-            partitions_def, settings, lambda groups: registered_devices(result_store, groups)))
+            partitions_def, settings, registered_devices(result_store)))
 
     return vibe_prompt
