@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from watchme_pipeline.audio import SAMPLE_RATE, AudioDecodeError, decode
+from watchme_pipeline.audio import SAMPLE_RATE, AudioDecodeError, decode, high_band_db
 from watchme_pipeline.sample_data import _noise, _speech
 
 
@@ -65,3 +65,22 @@ def test_silero_vad_separates_speech_from_noise_and_silence():
     assert decode(wav(white, 16000), "w").voiced_seconds < 0.5
     quiet = (rng.standard_normal(16000 * 30) * 3e-4).astype(np.float32)
     assert decode(wav(quiet, 16000), "q").voiced_seconds == 0
+
+
+def test_the_high_band_of_speech_noise_and_muffled_sound():
+    """1-4 kHz against 80 Hz-1 kHz: white noise has three times the bandwidth up there
+    (+5 dB); a tone at 300 Hz has none; speech keeps its consonants whatever its level;
+    the same speech low-passed at 800 Hz (through a wall) is far below the rule's -30 dB."""
+    rng = np.random.default_rng(2)
+    white = rng.standard_normal(SAMPLE_RATE * 5)
+    assert high_band_db(white) == pytest.approx(4.9, abs=0.5)
+    tone = np.sin(2 * np.pi * 300 * np.arange(SAMPLE_RATE) / SAMPLE_RATE)
+    assert high_band_db(tone) < -60
+    speech, _ = _speech(0, ("espeak-ng", "synthetic"), {}, 20, SAMPLE_RATE, rng)
+    assert -20 < high_band_db(speech) < 0
+    assert high_band_db(speech * 0.01) == pytest.approx(high_band_db(speech), abs=0.01)
+    spec = np.fft.rfft(speech)
+    spec[800 * len(speech) // SAMPLE_RATE:] *= 0.02
+    assert high_band_db(np.fft.irfft(spec, len(speech))) < -35
+    assert high_band_db(np.zeros(SAMPLE_RATE)) == -np.inf
+    assert high_band_db(np.zeros(10)) == -np.inf

@@ -69,6 +69,37 @@ def test_both_engines_give_silence_and_noise_empty_text(tiny_models, day_slots, 
     assert loaded.model_id == f"tiny-whisper{suffix}"
 
 
+def muffle(samples: np.ndarray, cutoff_hz: float = 800.0) -> np.ndarray:
+    """Sound through a wall: the highs above ``cutoff_hz`` taken (to -34 dB)."""
+    spec = np.fft.rfft(samples)
+    spec[int(cutoff_hz * len(samples) / SAMPLE_RATE):] *= 0.02
+    return np.fft.irfft(spec, len(samples)).astype(np.float32)
+
+
+def test_muffled_speech_is_not_decoded(day_slots):
+    """The same sentences through a wall (the TV in the next room of the Japanese corpus):
+    the VAD finds them, the band rule leaves them out, so no window reaches Whisper."""
+    speech = day_slots["02-00"]
+    through_wall = audio(muffle(speech.samples), "muffled")
+    assert through_wall.voiced_seconds > 10  # the VAD does call it speech
+    assert slot_windows(through_wall, WhisperSettings()) == []
+    # The rule off, the same segments are windows again.
+    assert len(slot_windows(through_wall, WhisperSettings(min_high_band_db=-99))) >= 1
+    assert len(slot_windows(speech, WhisperSettings())) >= 1
+
+
+def test_muffled_segments_are_counted_and_the_others_decoded(tiny_models, day_slots):
+    speech = day_slots["02-00"].samples
+    half = len(speech) // 2
+    mixed = audio(np.concatenate([speech[:half], muffle(speech[half:])]), "mixed")
+    registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models),
+                             whisper_engine="faster-whisper")
+    result = transcribe(registry.get("whisper").model, {"03-00": mixed}, WhisperSettings())
+    heard = [seg for seg in mixed.speech() if seg[1] <= half]
+    assert result["03-00"].muffled == len(mixed.speech()) - len(heard) >= 1
+    assert result["03-00"].windows >= 1  # the near half still went to Whisper
+
+
 def _decode(no_speech: float, logprob: float, ratio: float, temperature: float = 0.0
             ) -> SimpleNamespace:
     return SimpleNamespace(no_speech_prob=no_speech, avg_logprob=logprob,

@@ -133,8 +133,9 @@ class PipelineSettings(dg.ConfigurableResource):
     memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="What the run process may "
                            "hold, in MB: models are released and batches shrunk to stay under.")
     whisper_batch_size: int = Field(default=0, description="Whisper windows decoded together "
-                                    "(openai-whisper); 0: as many as the memory limit allows, "
-                                    "at most 4.")
+                                    "(openai-whisper when greedy; its beam search takes one "
+                                    "at a time); 0: as many as the memory limit allows, at "
+                                    "most 4.")
     event_batch_size: int = Field(default=0, description="AST windows per forward pass; 0: as "
                                   "many as the memory limit allows, at most 1 (CPU gains "
                                   "nothing from more).")

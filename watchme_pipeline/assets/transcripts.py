@@ -33,14 +33,17 @@ transcripts_stage = ModelStage(
     compute=transcribe_slots,
     summarize=summarize,
     # 2: faster-whisper decodes with timestamps (continues after an early end), and a decode
-    # still failing at the last temperature is dropped.
-    version=f"2|{VadSettings()!r}",
+    # still failing at the last temperature is dropped. 3: muffled speech segments (a TV
+    # through a wall) are not decoded, and openai-whisper decodes with beam 5 as well.
+    version=f"3|{VadSettings()!r}",
     description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
-    "openai-whisper). Silero VAD finds the speech; its segments are packed into windows of "
-    "up to 30 s cut at pauses, so silence and noise are never decoded and no word is cut at "
-    "a fixed seam. Whisper's own rules decide what is kept: a window is silence when its "
-    "no-speech probability is high and its log probability low; a low-confidence or looping "
-    "decode is retried at higher temperatures; what still loops or is still unsure after the "
-    "last one is dropped. faster-whisper decodes with timestamps, so a decode that ends "
-    "early is continued to the end of its window. Written to `vibe_whisper`.",
+    "openai-whisper). Silero VAD finds the speech; a segment without the 1-4 kHz band (a TV "
+    "or voices through a wall, which Whisper cannot read) is not decoded; the others are "
+    "packed into windows of up to 30 s cut at pauses, so silence and noise are never "
+    "decoded and no word is cut at a fixed seam. Whisper's own rules decide what is kept: a "
+    "window is silence when its no-speech probability is high and its log probability low; "
+    "a low-confidence or looping decode is retried at higher temperatures; what still loops "
+    "or is still unsure after the last one is dropped. faster-whisper decodes with "
+    "timestamps, so a decode that ends early is continued to the end of its window. "
+    "Written to `vibe_whisper`.",
 )

@@ -1,14 +1,16 @@
 """Speech to text with Whisper on the speech the VAD found, kept by Whisper's own rules.
 
-Where speech is comes from Silero VAD (``audio.speech_segments``); the segments are packed
-into windows of up to 30 s cut at pauses (``audio.speech_windows``), so a word is never cut at
-a fixed seam and silence costs no model time. What is kept follows Whisper's ``transcribe``:
-a window is silence when its no-speech probability is high *and* its average log probability
-low; a low-confidence or looping decode is decoded again at the next temperature rather than
-dropped; what still loops after the last temperature (compression ratio above 2.4) is
-dropped, and so is what is still unsure there (our one rule beyond Whisper's: it is what
-sampling makes of non-speech); repeats are cleaned. The token bound is Whisper's own (224 new
-tokens). faster-whisper decodes with timestamps and beam 5 (``make eval``, README Accuracy).
+Where speech is comes from Silero VAD (``audio.speech_segments``); a segment without the
+1-4 kHz band that speech is understood by (a TV through a wall) is left out, and the rest
+are packed into windows of up to 30 s cut at pauses (``audio.speech_windows``), so a word is
+never cut at a fixed seam and silence costs no model time. What is kept follows Whisper's
+``transcribe``: a window is silence when its no-speech probability is high *and* its
+average log probability low; a low-confidence or looping decode is decoded again at the
+next temperature rather than dropped; what still loops after the last temperature
+(compression ratio above 2.4) is dropped, and so is what is still unsure there (our one rule
+beyond Whisper's: it is what sampling makes of non-speech); repeats are cleaned. The token
+bound is Whisper's own (224 new tokens). faster-whisper decodes with timestamps and beam 5
+(``make eval``, README Accuracy).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, speech_windows
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, high_band_db, speech_windows
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
 _SPECIAL = re.compile(r"<\|[^|]*\|>")
@@ -35,14 +37,21 @@ class WhisperSettings:
     compression_ratio_threshold: float = 2.4
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     sample_len: int = 224  # Whisper's own bound: half its 448-token context
-    # faster-whisper's beam at temperature 0 (make eval: 4.3 vs 5.3 % kana CER on Japanese for
-    # ~45 % more model time); the fallback temperatures sample. openai-whisper decodes its
-    # batches greedily: its beam search fails on a batch (tensor sizes 15 vs 3 in attention).
+    # Beam search at temperature 0 on both engines; the fallback temperatures sample. make
+    # eval, Japanese kana CER: faster-whisper 4.3 vs 5.3 % greedy for ~45 % more model time;
+    # openai-whisper 4.0 vs 6.0 % for 2.7x its time (3.7 -> 10.2 s per audio minute).
     beam_size: int = 5
-    batch_size: int = field(default=4, repr=False)  # windows decoded together (openai-whisper)
+    # Windows decoded together by openai-whisper when greedy (beam_size 1); its beam search
+    # fails on a batch (tensor sizes 15 vs 3 in attention), so with a beam it takes one.
+    batch_size: int = field(default=4, repr=False)
     # Sampling at temperature > 0 is seeded per window: the same audio gives the same text
     # (a recomputed slot does not change for nothing).
     seed: int = 0
+    # A speech segment whose 1-4 kHz band is this far below its low band is muffled: a TV or
+    # voices through a wall. Whisper cannot read it and loops on it (make eval: the TV slot
+    # took 16 s of model time on faster-whisper, 96 s on openai-whisper, for no text), so it
+    # is not decoded. Speech segments of both corpora are -5 to -16 dB, the TV -43.
+    min_high_band_db: float = -30.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class Transcript:
     windows: int  # windows of speech decoded (0: the VAD found no speech)
     dropped: int  # decoded windows judged silence, or still looping after the fallback
     language: str | None = None
+    muffled: int = 0  # speech segments not decoded: sound through a wall (min_high_band_db)
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,16 @@ def keep(result, s: WhisperSettings) -> bool:
 
 def slot_windows(audio: DecodedAudio, s: WhisperSettings) -> list[np.ndarray]:
     """The slot's speech (the segments the shared decode found once, with ``VadSettings``) as
-    Whisper windows, each the concatenation of its segments."""
-    return [np.concatenate([audio.samples[a:b] for a, b in window])
-            for window in speech_windows(audio.speech(), WINDOW_SAMPLES)]
+    Whisper windows, each the concatenation of its segments; muffled segments left out."""
+    return _windows(audio, s)[0]
+
+
+def _windows(audio: DecodedAudio, s: WhisperSettings) -> tuple[list[np.ndarray], int]:
+    heard = [(a, b) for a, b in audio.speech()
+             if high_band_db(audio.samples[a:b]) >= s.min_high_band_db]
+    return ([np.concatenate([audio.samples[a:b] for a, b in window])
+             for window in speech_windows(heard, WINDOW_SAMPLES)],
+            len(audio.speech()) - len(heard))
 
 
 def transcribe(
@@ -112,8 +129,9 @@ def transcribe(
     faster = type(model).__module__.startswith("faster_whisper")
     windows: list[Window] = []
     languages: dict[str, str | None] = {}
+    muffled: dict[str, int] = {}
     for slot, audio in audios.items():
-        pieces = slot_windows(audio, settings)
+        pieces, muffled[slot] = _windows(audio, settings)
         language = settings.language
         if pieces and language is None:  # detected once per slot, on its first window
             language = (_detect_faster if faster else _detect_openai)(model, pieces[0])
@@ -132,7 +150,7 @@ def transcribe(
         else:
             dropped[window.slot] += 1
     return {slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot],
-                             languages[slot]) for slot in audios}
+                             languages[slot], muffled[slot]) for slot in audios}
 
 
 def _mel(model, audio: np.ndarray):
@@ -159,23 +177,28 @@ def _detect_faster(model, audio: np.ndarray) -> str:
 
 def _decode_openai(model, windows: list[Window], settings: WhisperSettings
                    ) -> Iterator[tuple[Window, list]]:
-    """openai-whisper: windows of one language decoded together, ``batch_size`` at a time, at
-    temperature 0; a window that needs it is decoded again alone at the next temperatures."""
+    """openai-whisper: windows of one language decoded at temperature 0, with the beam one
+    at a time (greedy: ``batch_size`` together); a window that needs it is decoded again
+    alone at the next temperatures."""
     import torch
     import whisper
 
     def options(language: str | None, temperature: float) -> whisper.DecodingOptions:
+        beam = settings.beam_size if temperature == 0 and settings.beam_size > 1 else None
         return whisper.DecodingOptions(
             task="transcribe", language=language, temperature=temperature,
-            sample_len=settings.sample_len, without_timestamps=True, fp16=False)
+            beam_size=beam, sample_len=settings.sample_len, without_timestamps=True,
+            fp16=False)
+
+    batch_size = 1 if settings.beam_size > 1 else settings.batch_size
 
     by_language: dict[str | None, list[Window]] = {}
     for w in windows:
         by_language.setdefault(w.language, []).append(w)
     with torch.inference_mode():
         for language, group in by_language.items():
-            for i in range(0, len(group), settings.batch_size):
-                batch = group[i : i + settings.batch_size]
+            for i in range(0, len(group), batch_size):
+                batch = group[i : i + batch_size]
                 mel = torch.stack([_mel(model, w.audio) for w in batch])
                 results = whisper.decode(model, mel, options(language, settings.temperatures[0]))
                 for j, (w, result) in enumerate(zip(batch, results)):
