@@ -21,6 +21,7 @@ known hallucinations on quiet slots; seconds of model time per audio minute.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -119,20 +120,32 @@ def summarize(rows: list[dict], lang: str) -> dict:
     return out
 
 
-def save(out: Path, results: dict, quick: bool, t0: float) -> None:
+def corpus_digest(cases) -> str:
+    """SHA-256 of every slot file of a corpus, in order: rows kept from an earlier run are
+    comparable only when they heard the same audio."""
+    digest = hashlib.sha256()
+    for case in cases:
+        digest.update(case.name.encode())
+        digest.update(case.wav_bytes())
+    return digest.hexdigest()
+
+
+def save(out: Path, results: dict, corpus: dict[str, str], quick: bool, t0: float) -> None:
     tables = {lang: table(results, lang) for lang in results if results[lang]}
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({
         "machine": {"cpus": cpu_limit(), "platform": platform.platform()},
         "quick": quick, "wall_seconds": round(time.perf_counter() - t0, 1),
-        "settings": repr(WhisperSettings()), "tables": tables, "results": results,
+        "settings": repr(WhisperSettings()), "corpus_sha256": corpus, "tables": tables,
+        "results": results,
     }, ensure_ascii=False, indent=1))
     tmp.rename(out)
 
 
 def evaluate(quick: bool, langs: list[str], only: str, out: Path) -> dict:
     """Runs the systems whose name contains ``only`` (all: ""); the others' rows are kept
-    from ``out`` (the bare models do not change with the pipeline). Saved after each."""
+    from ``out`` (the bare models do not change with the pipeline) where it heard the same
+    corpus (its SHA-256), else rerun. Saved after each."""
     t0 = time.perf_counter()
     fetch_whisper_base(CACHE)
     corpora = {}
@@ -141,19 +154,31 @@ def evaluate(quick: bool, langs: list[str], only: str, out: Path) -> dict:
     if "ja" in langs:
         corpora["ja"] = ja_corpus.build_cases(quick=quick)
     results: dict = {lang: {} for lang in corpora}
+    corpus = {lang: corpus_digest(cases) for lang, cases in corpora.items()}
+    rerun_all: set[str] = set()  # corpora every system hears again
     if only and out.is_file():  # keep what is not rerun: other systems, other corpora
         old = json.loads(out.read_text())
-        if old.get("quick") == quick:
-            for lang, systems in old["results"].items():
-                results[lang] = {n: r for n, r in systems.items()
-                                 if only not in n or lang not in corpora}
+        same = old.get("quick") == quick
+        heard = old.get("corpus_sha256", {}) if same else {}
+        # A corpus that sounds different now (a voice, a seed, a case changed) was not what
+        # the old rows heard: every system runs on it again.
+        rerun_all = {lang for lang in corpora if heard.get(lang) != corpus[lang]}
+        for lang, systems in (old["results"].items() if same else ()):
+            if lang not in corpora:
+                results[lang], corpus[lang] = systems, heard.get(lang)
+            elif lang not in rerun_all:
+                results[lang] = {n: r for n, r in systems.items() if only not in n}
+        for lang in sorted(rerun_all):
+            print(f"{lang}: not the corpus {out.name} heard: every system runs on it")
     for engine in ("faster-whisper", "openai-whisper"):
         registry = ModelRegistry(profile="standard", cache_dir=str(CACHE), whisper_engine=engine)
         loaded = registry.get("whisper")
         for name, sys_engine, kind, beam in SYSTEMS:
-            if sys_engine != engine or only not in name:
+            if sys_engine != engine:
                 continue
             for lang, cases in corpora.items():
+                if only not in name and lang not in rerun_all:
+                    continue
                 rows = []
                 for case in cases:
                     text, seconds = run(loaded.model, kind, engine, beam, case, lang)
@@ -162,7 +187,7 @@ def evaluate(quick: bool, langs: list[str], only: str, out: Path) -> dict:
                           flush=True)
                 results[lang][name] = {"summary": summarize(rows, lang), "cases": rows,
                                        "model": loaded.model_id}
-                save(out, results, quick, t0)
+                save(out, results, corpus, quick, t0)
         registry.release_all()
     return results
 
