@@ -40,8 +40,9 @@ WEIGHTS_CACHE = ROOT / "data" / "models"
 MAX_WER = {"hard": 0.10, "clean": 0.12}
 # Upper bounds of the Japanese quick set's CER on the katakana reading, per case group, with
 # margin over `make eval --quick --lang ja` (the voice seeded, so every machine hears the same
-# audio): apart 0.0, seam 0.0, continuous 3.1 %; the quick noise slot (pink noise at 5 dB
-# SNR) 17.9 %, the same for the bare model with beam 5 and greedy.
+# audio): apart 0.0, seam 0.0, continuous 3.1 % (faster-whisper); the quick noise slot
+# (pink noise at 5 dB SNR) 17.9 % on both engines, the same for the bare model with beam 5 and
+# greedy.
 MAX_CER_JA = {"apart": 0.06, "seam": 0.06, "continuous": 0.10, "noise": 0.22}
 
 
