@@ -596,7 +596,13 @@ def sensor_killed(root: Path, models: Path, days: int) -> Outcome:
             outcome.recovered = outcome.injections
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            # Dagster's code server can take longer than that to shut down gracefully on a
+            # loaded machine (seen once in make test); what it served is already counted.
+            server.kill()
+            server.wait(30)
     return outcome
 
 
