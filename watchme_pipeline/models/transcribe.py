@@ -39,7 +39,7 @@ class WhisperSettings:
     sample_len: int = 224  # Whisper's own bound: half its 448-token context
     # Beam search at temperature 0 on both engines; the fallback temperatures sample. make
     # eval, Japanese kana CER: faster-whisper 4.3 vs 5.3 % greedy for ~45 % more model time;
-    # openai-whisper 4.0 vs 6.0 % for 2.7x its time (3.7 -> 10.2 s per audio minute).
+    # openai-whisper 4.0 vs 6.0 % for 2.9x its time (3.4 -> 9.7 s per audio minute).
     beam_size: int = 5
     # Windows decoded together by openai-whisper when greedy (beam_size 1); its beam search
     # fails on a batch (tensor sizes 15 vs 3 in attention), so with a beam it takes one.
