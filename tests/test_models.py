@@ -11,6 +11,7 @@ from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
 from watchme_pipeline.models.catalog import WHISPER_ENGINES
 from watchme_pipeline.models.transcribe import (
     WhisperSettings,
+    _consumed,
     is_silence,
     keep,
     needs_fallback,
@@ -127,6 +128,22 @@ def test_whisper_keep_rules(decode, silence, fallback, kept):
         silence, fallback, kept)
 
 
+T0 = 50364  # Whisper base's <|0.00|>; a timestamp step is 0.02 s, two mel frames
+
+
+@pytest.mark.parametrize(("tokens", "step", "kept"), [
+    # Ended after a closed segment with text left over: go on from its end (5.00 s) and
+    # keep only the closed segments; the rest is decoded again from there.
+    ([T0, 1, 2, T0 + 150, T0 + 150, 3, 4, T0 + 250, T0 + 250, 5, 6], 500, 8),
+    # Ended on a single timestamp: its text runs to the end of the window, all kept.
+    ([T0, 1, 2, T0 + 150, T0 + 150, 3, 4, T0 + 250], 1200, 8),
+    ([1, 2, 3], 1200, 3),  # no timestamps at all: taken whole
+    ([T0, 1, T0 + 40, T0 + 40, 2], 1200, 5),  # under a second in: taken whole
+])
+def test_a_decode_with_timestamps_goes_on_from_its_last_closed_segment(tokens, step, kept):
+    assert _consumed(tokens, 1200, 2, T0) == (step, tokens[:kept])
+
+
 def test_unknown_engine_is_refused_naming_the_variable(tiny_models):
     registry = ModelRegistry(profile="tiny", cache_dir=str(tiny_models), whisper_engine="vosk")
     with pytest.raises(ValueError, match="WATCHME_WHISPER_ENGINE='vosk': expected one of"):
@@ -183,8 +200,12 @@ def test_batch_sizes_do_not_change_results(tiny_models, day_slots):
         if one[slot]:
             assert np.allclose(list(one[slot].values()), list(three[slot].values()), atol=1e-5)
     whisper = registry.get("whisper")
-    # openai-whisper batches only when greedy (its beam search takes a window at a time).
-    texts = [{k: t.text for k, t in transcribe(
-        whisper.model, slots, WhisperSettings(beam_size=1, batch_size=b)).items()}
-        for b in (1, 4)]
-    assert texts[0] == texts[1] and set(texts[0]) == set(slots)
+    # openai-whisper batches only when greedy (its beam search takes a window at a time) and
+    # only its short windows (a long one is decoded with timestamps, on its own): every
+    # window batched, and some decoded on their own between the batched ones.
+    for long_from in (30.0, 5.0):
+        texts = [{k: t.text for k, t in transcribe(
+            whisper.model, slots, WhisperSettings(beam_size=1, batch_size=b,
+                                                  timestamps_from_s=long_from)).items()}
+            for b in (1, 4)]
+        assert texts[0] == texts[1] and set(texts[0]) == set(slots)

@@ -35,7 +35,8 @@ transcripts_stage = ModelStage(
     # 2: faster-whisper decodes with timestamps (continues after an early end), and a decode
     # still failing at the last temperature is dropped. 3: muffled speech segments (a TV
     # through a wall) are not decoded, and openai-whisper decodes with beam 5 as well.
-    version=f"3|{VadSettings()!r}",
+    # 4: openai-whisper decodes a long window with timestamps and goes on after an early end.
+    version=f"4|{VadSettings()!r}",
     description="Whisper transcript per slot (WATCHME_WHISPER_ENGINE: faster-whisper or "
     "openai-whisper). Silero VAD finds the speech; a segment without the 1-4 kHz band (a TV "
     "or voices through a wall, which Whisper cannot read) is not decoded; the others are "
@@ -43,7 +44,8 @@ transcripts_stage = ModelStage(
     "decoded and no word is cut at a fixed seam. Whisper's own rules decide what is kept: a "
     "window is silence when its no-speech probability is high and its log probability low; "
     "a low-confidence or looping decode is retried at higher temperatures; what still loops "
-    "or is still unsure after the last one is dropped. faster-whisper decodes with "
-    "timestamps, so a decode that ends early is continued to the end of its window. "
+    "or is still unsure after the last one is dropped. A decode that ends early is continued "
+    "to the end of its window from its last timestamp (faster-whisper: every window; "
+    "openai-whisper: windows over 15 s, the short ones decoded without timestamps). "
     "Written to `vibe_whisper`.",
 )
