@@ -11,7 +11,9 @@ from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
 from watchme_pipeline.models.catalog import WHISPER_ENGINES
 from watchme_pipeline.models.transcribe import (
     WhisperSettings,
+    Window,
     _consumed,
+    _decode_openai,
     is_silence,
     keep,
     needs_fallback,
@@ -201,11 +203,31 @@ def test_batch_sizes_do_not_change_results(tiny_models, day_slots):
             assert np.allclose(list(one[slot].values()), list(three[slot].values()), atol=1e-5)
     whisper = registry.get("whisper")
     # openai-whisper batches only when greedy (its beam search takes a window at a time) and
-    # only its short windows (a long one is decoded with timestamps, on its own): every
-    # window batched, and some decoded on their own between the batched ones.
-    for long_from in (30.0, 5.0):
-        texts = [{k: t.text for k, t in transcribe(
-            whisper.model, slots, WhisperSettings(beam_size=1, batch_size=b,
-                                                  timestamps_from_s=long_from)).items()}
-            for b in (1, 4)]
-        assert texts[0] == texts[1] and set(texts[0]) == set(slots)
+    # only its short windows (a long one is decoded with timestamps, on its own): the speech
+    # slot in three 20 s parts (espeak-ng: windows of 13.5, 9.4 and 9.5 s), the longest
+    # window decoded alone and the other two batched.
+    speech = day_slots["02-00"].samples
+    parts = {f"02-{20 * i:02d}": dataclasses.replace(
+        day_slots["02-00"], samples=speech[i * 20 * SAMPLE_RATE:(i + 1) * 20 * SAMPLE_RATE])
+        for i in range(3)}
+    parts = {k: dataclasses.replace(a, segments=speech_segments(a.samples))
+             for k, a in parts.items()}
+    lengths = sorted(len(w) / SAMPLE_RATE for a in parts.values()
+                     for w in slot_windows(a, WhisperSettings()))
+    assert len(lengths) >= 3 and lengths[-1] > lengths[-2], lengths
+    # Batching touches only the first decode (the fallback takes a window alone), so the
+    # ladder and the token bound are cut to keep random weights' 224-token decodes short.
+    settings = [WhisperSettings(beam_size=1, batch_size=b, temperatures=(0.0,), sample_len=64,
+                                timestamps_from_s=(lengths[-1] + lengths[-2]) / 2)
+                for b in (1, 4)]
+    # What the decoder wrote (before the keep rules, which drop random weights' text), per
+    # window in order: the same tokens batched or not.
+    windows = [Window(k, x, "ja") for k, a in parts.items() for x in slot_windows(a, settings[0])]
+    decoded = [[(w.slot, [list(r.tokens) for r in results])
+                for w, results in _decode_openai(whisper.model, windows, s)] for s in settings]
+    assert decoded[0] == decoded[1]
+    assert [slot for slot, _ in decoded[0]] == list(parts)
+    assert all(tokens for _, pieces in decoded[0] for tokens in pieces)
+    texts = [{k: t.text for k, t in transcribe(whisper.model, parts, s).items()}
+             for s in settings]
+    assert texts[0] == texts[1] and set(texts[0]) == set(parts)
