@@ -25,6 +25,7 @@ import numpy as np
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, high_band_db, speech_windows
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
+_MEL_HOP = 160  # samples per mel frame (whisper.audio.HOP_LENGTH)
 _SPECIAL = re.compile(r"<\|[^|]*\|>")
 # One phrase repeated 4+ times in a row is a decoding loop (the old fleet saw 146 repeats).
 _REPEAT = re.compile(r"(.{2,40}?)(?:\s*\1){3,}", re.DOTALL)
@@ -196,26 +197,32 @@ def _decode_openai(model, windows: list[Window], settings: WhisperSettings
     by_language: dict[str | None, list[Window]] = {}
     for w in windows:
         by_language.setdefault(w.language, []).append(w)
+
+    def batched(batch: list[Window], language: str | None) -> Iterator[tuple[Window, list]]:
+        if not batch:
+            return
+        mel = torch.stack([_mel(model, x.audio) for x in batch])
+        results = whisper.decode(model, mel, _options(language, 0, settings))
+        for j, (x, result) in enumerate(zip(batch, results)):
+            yield x, [_fallback(model, mel[j], result, language, settings)]
+
     with torch.inference_mode():
         for language, group in by_language.items():
             tokenizer = whisper.tokenizer.get_tokenizer(
                 model.is_multilingual, num_languages=model.num_languages, language=language,
                 task="transcribe")
             batch: list[Window] = []
-            # In order: a slot's windows are joined as they come.
-            for w in group + [None]:
-                if w is not None and len(w.audio) <= settings.timestamps_from_s * SAMPLE_RATE:
-                    batch.append(w)
-                    if len(batch) < batch_size:
-                        continue
-                if batch:
-                    mel = torch.stack([_mel(model, x.audio) for x in batch])
-                    results = whisper.decode(model, mel, _options(language, 0, settings))
-                    for j, (x, result) in enumerate(zip(batch, results)):
-                        yield x, [_fallback(model, mel[j], result, language, settings)]
+            for w in group:  # in order: a slot's windows are joined as they come
+                if len(w.audio) > settings.timestamps_from_s * SAMPLE_RATE:
+                    yield from batched(batch, language)
                     batch = []
-                if w is not None and len(w.audio) > settings.timestamps_from_s * SAMPLE_RATE:
                     yield w, list(_seek(model, w.audio, language, settings, tokenizer))
+                    continue
+                batch.append(w)
+                if len(batch) == batch_size:
+                    yield from batched(batch, language)
+                    batch = []
+            yield from batched(batch, language)
 
 
 def _options(language: str | None, temperature_index: int, settings: WhisperSettings,
@@ -293,7 +300,7 @@ def _consumed(tokens: list[int], size: int, stride: int, timestamp_begin: int
     closed = [i + 1 for i in range(len(stamps) - 1) if stamps[i] and stamps[i + 1]]
     if closed and stamps[-2:] != [False, True]:
         step = (tokens[closed[-1] - 1] - timestamp_begin) * stride
-        if step >= SAMPLE_RATE // 160:  # mel frames in a second
+        if step >= SAMPLE_RATE // _MEL_HOP:  # a second
             return min(step, size), tokens[:closed[-1]]
     return size, tokens
 
