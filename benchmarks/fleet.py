@@ -141,6 +141,7 @@ def group_mode(s3, s3_resource: S3Resource, endpoint: str, new: list[str], body:
     """The same day's uploads with WATCHME_DEVICE_GROUPS: one run per group and date, and one
     of them executed (raw_audio through Dagster, its run config as the sensor wrote it)."""
     from watchme_pipeline.assets.raw_audio import raw_audio_asset
+
     from watchme_pipeline.settings import PipelineSettings, launch_settings
 
     grouped = build_partitions("Asia/Tokyo", "2025-01-01", groups)
@@ -281,6 +282,7 @@ def main() -> None:
 
         # One requested device-day through raw_audio: its rows are the uploads, once each.
         from watchme_pipeline.assets.raw_audio import find_recordings
+
         from watchme_pipeline.partitions import DeviceDay
 
         day = DeviceDay(devices[0], today)

@@ -167,8 +167,9 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
     import tempfile
     from zoneinfo import ZoneInfo
 
-    from watchme_pipeline.assets import MODEL_STAGES
     from watchme_pipeline.assets.raw_audio import find_recordings
+
+    from watchme_pipeline.assets import MODEL_STAGES
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
     from watchme_pipeline.resources.model_registry import ModelBudgetError

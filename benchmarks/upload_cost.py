@@ -37,9 +37,9 @@ def child(workdir: str, devices: list[str]) -> None:
     from zoneinfo import ZoneInfo
 
     from models import build_standard_models, make_registry
+    from watchme_pipeline.assets.raw_audio import find_recordings
 
     from watchme_pipeline.assets import MODEL_STAGES
-    from watchme_pipeline.assets.raw_audio import find_recordings
     from watchme_pipeline.models.catalog import DEFAULT_EVENT_RUNTIME, DEFAULT_WHISPER_ENGINE
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore, SqlResultStore

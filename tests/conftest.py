@@ -28,6 +28,7 @@ from watchme_pipeline.resources import (  # noqa: E402
 from watchme_pipeline.sample_data import write_sample_day  # noqa: E402
 from watchme_pipeline.sensors import build_new_audio_sensor  # noqa: E402
 from watchme_pipeline.settings import PipelineSettings  # noqa: E402
+from watchme_pipeline.stage import Makers  # noqa: E402
 
 # `make test-fast` runs `-m "not slow"`: no servers (PostgreSQL, S3, Dagster's webserver), no
 # whole-graph runs, no real weights. `make test` runs everything.
@@ -49,8 +50,9 @@ MODEL_CACHE = _SESSION_DIR / "models"
 DEVICE, DATE = "dev-1", "2025-07-18"
 # The graph as definitions.py builds it, for the embedded defaults and the tiny models.
 PARTITIONS = build_partitions("Asia/Tokyo", "2025-01-01")
-ALL_ASSETS = build_assets(PARTITIONS, ModelRegistry(profile="tiny", cache_dir=str(MODEL_CACHE)),
-                          PipelineSettings(), LocalMoodScorer().name())
+ALL_ASSETS = build_assets(PARTITIONS, Makers(ModelRegistry(profile="tiny",
+                                                         cache_dir=str(MODEL_CACHE)),
+                                           PipelineSettings(), LocalMoodScorer().name()))
 ASSET = {a.key.to_user_string(): a for a in ALL_ASSETS}
 ALL_CHECKS = build_checks(PARTITIONS)
 new_audio_sensor = build_new_audio_sensor(PARTITIONS)

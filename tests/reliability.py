@@ -35,6 +35,7 @@ from watchme_pipeline.resources import (
 from watchme_pipeline.sample_data import write_sample_day
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import parse_key
+from watchme_pipeline.stage import Makers
 
 ROOT = Path(__file__).resolve().parents[1]
 DATE = "2025-07-18"
@@ -46,8 +47,8 @@ TEST_VOICES = ("espeak-ng", "synthetic")
 # tested where a run has a process of its own (test_webserver_e2e, test_model_registry).
 SHARED_PROCESS_MEMORY_MB = 16_000
 ALL_ASSETS = build_assets(build_partitions("Asia/Tokyo", "2025-01-01"),
-                          ModelRegistry(profile="tiny"), PipelineSettings(),
-                          LocalMoodScorer().name())
+                          Makers(ModelRegistry(profile="tiny"), PipelineSettings(),
+                                 LocalMoodScorer().name()))
 RESULT_TABLES = ["vibe_whisper", "behavior_yamnet", "emotion_superb", "behavior_summary",
                  "emotion_opensmile_summary", "vibe_whisper_prompt", "vibe_whisper_summary"]
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "aws-secret-FAKE-9f8e7d", "OPENAI_API_KEY": "sk-FAKE-42xyz",

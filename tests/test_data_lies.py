@@ -13,6 +13,7 @@ from watchme_pipeline.assets import build_assets
 from watchme_pipeline.migrations import migrate, migration_files, statements
 from watchme_pipeline.resources import LocalMoodScorer, ModelRegistry, SqlResultStore
 from watchme_pipeline.settings import PipelineSettings
+from watchme_pipeline.stage import Makers
 
 STAGE_TABLES = ["vibe_whisper", "behavior_yamnet", "emotion_superb"]
 
@@ -55,7 +56,7 @@ def test_a_model_change_shows_stale_and_one_run_redoes_exactly_its_rows(
     new = ModelRegistry(profile="tiny", cache_dir=str(tiny_models),
                         whisper_engine="openai-whisper")
     assert new.model_id("whisper") == "tiny-whisper" != old.model_id("whisper")
-    assets = build_assets(PARTITIONS, new, PipelineSettings(), LocalMoodScorer().name())
+    assets = build_assets(PARTITIONS, Makers(new, PipelineSettings(), LocalMoodScorer().name()))
     assert stale_status(instance, assets, "transcripts", partition) == "STALE"
     assert stale_status(instance, assets, "event_scores", partition) == "FRESH"
 
@@ -84,8 +85,8 @@ def test_two_uploads_of_one_time_are_both_kept_and_the_later_is_current(
     later = f"files/{DEVICE}/{DATE}/13-00-00/audio.wav"  # the same time, newer layout
     audio_store.write(earlier, sample_day[f"files/{DEVICE}/{DATE}/09-00-06/audio.wav"])
     audio_store.write(later, sample_day[f"files/{DEVICE}/{DATE}/09-30/audio.wav"])  # silent
-    assets = [a for a in build_assets(PARTITIONS, sql_resources["model_registry"],
-                                      PipelineSettings(), "local")
+    assets = [a for a in build_assets(PARTITIONS, Makers(sql_resources["model_registry"],
+                                                        PipelineSettings(), "local"))
               if a.key.to_user_string() in ("raw_audio", "transcripts")]
     result = materialize_day(sql_resources, instance, assets=assets)
     assert result.success
@@ -112,8 +113,8 @@ def test_a_run_with_another_language_redoes_every_slot_and_its_rows_say_so(
     for key in keys:
         audio_store.write(key, sample_bytes[key])
     decodable = len(keys) - sum("12-30" in k for k in keys)
-    assets = [a for a in build_assets(PARTITIONS, sql_resources["model_registry"],
-                                      PipelineSettings(), "local")
+    assets = [a for a in build_assets(PARTITIONS, Makers(sql_resources["model_registry"],
+                                                        PipelineSettings(), "local"))
               if a.key.to_user_string() in ("raw_audio", "transcripts")]
 
     def run(**settings):

@@ -26,7 +26,8 @@ from watchme_pipeline.sensors.run_requests import DayRun, partition_runs
 from watchme_pipeline.sensors.upload_queue import build_upload_queue_sensor
 from watchme_pipeline.settings import PipelineSettings, launch_settings
 from watchme_pipeline.slots import InvalidIdentifier
-from watchme_pipeline.stages import MOOD_CHART
+from watchme_pipeline.stage import Makers
+from watchme_pipeline.stages.mood_chart import STAGE as MOOD_CHART
 
 GROUPS = 4
 # With 4 groups: dev-0 and dev-3 are in g3, dev-1 in g2 (the hash is stable: these never move).
@@ -98,8 +99,9 @@ def test_queue_mode_batches_a_groups_new_uploads_into_one_run(queue, tmp_path, r
 @pytest.mark.slow
 def test_a_group_run_processes_its_devices_and_a_launchpad_run_one_device(
         tiny_models, audio_store, result_store, sample_bytes, instance):
-    assets = build_assets(GROUPED, ModelRegistry(profile="tiny", cache_dir=str(tiny_models)),
-                          PipelineSettings(), LocalMoodScorer().name())
+    assets = build_assets(GROUPED, Makers(ModelRegistry(profile="tiny",
+                                                        cache_dir=str(tiny_models)),
+                                          PipelineSettings(), LocalMoodScorer().name()))
     resources = {
         "audio_store": audio_store, "result_store": result_store,
         "model_registry": ModelRegistry(profile="tiny", cache_dir=str(tiny_models)),

@@ -9,7 +9,7 @@ from conftest import ASSET, DATE, DEVICE, materialize_day
 
 from watchme_pipeline.sample_data import CORRUPT, MISSING, SPEECH
 from watchme_pipeline.slots import SLOTS
-from watchme_pipeline.stages import STATUS_NAMES
+from watchme_pipeline.stages.raw_audio import status_names
 
 RECORDED = [s for s in SLOTS if s not in MISSING]
 DECODABLE = [s for s in RECORDED if s != CORRUPT]
@@ -44,7 +44,7 @@ def test_whole_day_rows_statuses_and_scores(first_run, resources):
     assert len(files) == len(RECORDED) == 38
     assert sorted(files.time_block) == RECORDED
     bad = files[files.time_block == CORRUPT].iloc[0]
-    for stage in STATUS_NAMES:
+    for stage in status_names():
         assert bad[f"{stage}_status"] == "failed"
         assert (files[files.time_block != CORRUPT][f"{stage}_status"] == "completed").all()
     assert f"files/{DEVICE}/{DATE}/" in bad.error and "not a readable audio file" in bad.error

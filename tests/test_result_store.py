@@ -26,7 +26,7 @@ def test_migrations_are_idempotent_and_match_the_schema(sql_url):
     assert migrate(engine) == []  # twice is harmless
     assert first  # the first time it did something
     inspector = sa.inspect(engine)
-    for name, table in schema.TABLES.items():
+    for name, table in schema.tables().items():
         columns = {c["name"] for c in inspector.get_columns(name)}
         assert columns == {c.name for c in table.columns}, name
         assert inspector.get_pk_constraint(name)["constrained_columns"] == [
@@ -40,7 +40,8 @@ def test_migrations_are_idempotent_and_match_the_schema(sql_url):
                                                           "0003_one_row_per_file",
                                                           "0004_makers_and_current",
                                                           "0005_alerts_and_uploads"]
-    for table in (schema.audio_files, schema.vibe_whisper_summary, schema.run_failures):
+    for table in (schema.table("audio_files"), schema.table("vibe_whisper_summary"),
+                  schema.run_failures):
         indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
         assert indexes == {i.name: [c.name for c in i.columns] for i in table.indexes}
     if engine.dialect.name == "postgresql":
@@ -209,8 +210,9 @@ def test_the_alert_reads_cover_one_date_across_devices(sql_url):
         ["b", "2025-07-19", 1, T0 + dt.timedelta(days=1, hours=1)]]
     store.replace_partition("vibe_whisper_summary", "a", "2025-07-18",
                             [{"device_id": "a", "date": "2025-07-18", "vibe_scores": [0] * 48}])
-    assert store.charted_devices("2025-07-18") == {"a"} and store.charted_devices("2025-07-19") \
-        == set()
+    charted = store.devices_with_rows
+    assert charted("vibe_whisper_summary", "2025-07-18") == {"a"} and charted(
+        "vibe_whisper_summary", "2025-07-19") == set()
     failed = store.failed_slots("2025-07-18")
     assert failed.values.tolist() == [["a", "21-00", "x.wav: broken"]]
     for i in range(3):

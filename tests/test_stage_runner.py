@@ -13,9 +13,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from watchme_pipeline.assets.mood_chart import NoValidReply, score_validated
-from watchme_pipeline.assets.raw_audio import UnknownDevice, find_recordings
-from watchme_pipeline.assets.transcripts import transcripts_stage
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio
 from watchme_pipeline.models.emotion import EmotionSettings, classify_emotion
 from watchme_pipeline.partitions import DeviceDay
@@ -25,8 +22,11 @@ from watchme_pipeline.resources.mood_scorer import LocalMoodScorer
 from watchme_pipeline.scoring import SlotSummary
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import SLOTS
-from watchme_pipeline.stage_runner import ModelStage, run_model_stage
-from watchme_pipeline.stages import TRANSCRIPTS
+from watchme_pipeline.stage import Stage
+from watchme_pipeline.stage_runner import run_slot_stage as run_model_stage
+from watchme_pipeline.stages.mood_chart import NoValidReply, score_validated
+from watchme_pipeline.stages.raw_audio import UnknownDevice, find_recordings
+from watchme_pipeline.stages.transcripts import STAGE as transcripts_stage
 
 DAY = DeviceDay("dev-1", "2025-07-18")
 LOG = logging.getLogger("test")
@@ -62,15 +62,15 @@ class StubRegistry(ModelRegistry):
         return float(len(self._loaded))
 
 
-def duration_stage(calls: list) -> ModelStage:
+def duration_stage(calls: list) -> Stage:
     """A stage whose 'model' writes each slot's duration: what the runner does is visible."""
     def compute(model: LoadedModel, audios: dict[str, DecodedAudio], settings) -> dict:
         calls.append(sorted(audios))
         return {slot: {"transcription": f"{a.duration_s:.0f}s by {model.model}"}
                 for slot, a in audios.items()}
 
-    return ModelStage(spec=TRANSCRIPTS, description="", compute=compute,
-                      model_settings=lambda s: EmotionSettings())  # any settings dataclass
+    return dataclasses.replace(transcripts_stage, compute=compute, version="1",
+                               model_settings=lambda s: EmotionSettings())  # any dataclass
 
 
 @pytest.fixture
@@ -204,8 +204,8 @@ def test_a_model_error_fails_its_slots_with_the_reason_and_is_raised(day):
     def broken(model, audios, settings):
         raise RuntimeError("out of cheese")
 
-    stage = ModelStage(spec=TRANSCRIPTS, description="", compute=broken,
-                       model_settings=lambda s: EmotionSettings())
+    stage = dataclasses.replace(transcripts_stage, compute=broken,
+                                model_settings=lambda s: EmotionSettings())
     with pytest.raises(RuntimeError, match="out of cheese"):
         run_model_stage(stage, DAY, audio_store=audio, result_store=store,
                         registry=StubRegistry(ids={"whisper": "m"}), settings=PipelineSettings(),

@@ -1,4 +1,4 @@
-"""Queue mode of new_audio_sensor: S3 upload notifications through SQS on moto's server
+"""Queue mode (upload_queue_sensor): S3 upload notifications through SQS on moto's server
 (loopback, boto3 over HTTP; moto's S3 sends the bucket's notifications itself), the upload
 ledger in the result store, runs that batch a device-day's uploads."""
 

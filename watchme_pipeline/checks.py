@@ -12,10 +12,10 @@ import dagster as dg
 
 from watchme_pipeline.assets.common import device_days, registered_devices, run_devices
 from watchme_pipeline.partitions import DeviceDay, device_group_count
-from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import SLOTS
-from watchme_pipeline.stages import MOOD_CHART, RAW_AUDIO, STATUS_NAMES
+from watchme_pipeline.stages import mood_chart, raw_audio
+from watchme_pipeline.store import ResultStore
 
 Days = list[tuple[str, DeviceDay]]
 FAILED_SLOTS_WARN = 0.10  # warn when more than 10 % of a day's recordings fail
@@ -45,7 +45,7 @@ def no_slot_left_pending(days: Days,
     stuck = {}
     for key, day in days:
         files = result_store.recordings(day.device_id, day.date)
-        for stage in STATUS_NAMES:
+        for stage in raw_audio.status_names():
             bad = files[files[f"{stage}_status"].isin(["pending", "processing"])]
             if len(bad):
                 stuck[f"{key} {stage}"] = sorted(bad.time_block)
@@ -56,9 +56,10 @@ def scores_valid(days: Days,
                  result_store: ResultStore) -> dg.AssetCheckResult:
     problems: dict[str, str] = {}
     for key, day in days:
-        rows = result_store.stage_rows(MOOD_CHART, day.device_id, day.date)
+        table = mood_chart.vibe_whisper_summary.name
+        rows = result_store.read(table, day.device_id, day.date)
         if rows.empty:
-            problems[key] = "no vibe_whisper_summary row"
+            problems[key] = f"no {table} row"
             continue
         scores = rows.iloc[0].vibe_scores
         files = result_store.current_recordings(day.device_id, day.date)
@@ -76,13 +77,13 @@ def scores_valid(days: Days,
 
 # (check, the asset it checks, blocking, what it checks): built for the graph's partitions.
 CHECKS = [
-    (failed_slots_below_threshold, RAW_AUDIO, True,
+    (failed_slots_below_threshold, raw_audio.STAGE, True,
      "Failed recordings stay below 10 % of the day (WARN, with each reason); a run whose every "
      "recording fails is an ERROR that stops it before the models load."),
-    (no_slot_left_pending, MOOD_CHART, False,
+    (no_slot_left_pending, mood_chart.STAGE, False,
      "Once the day is charted, no recording is left pending or processing in any stage: each "
      "is completed, failed (with a reason, retried next run) or superseded."),
-    (scores_valid, MOOD_CHART, False,
+    (scores_valid, mood_chart.STAGE, False,
      "48 scores on 48 time points, integers within −100…100, null exactly where the day has "
      "no usable recording."),
 ]
@@ -101,7 +102,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
                           for key, day in days], result_store)
         return run_check
 
-    return [dg.asset_check(asset=stage.asset, name=check.__name__,
+    return [dg.asset_check(asset=stage.name, name=check.__name__,
                            partitions_def=partitions_def, blocking=blocking,
                            description=description)(wired(check))
             for check, stage, blocking, description in CHECKS]

@@ -1,8 +1,9 @@
-"""The code location: one Definitions object, assembled from the environment.
+"""The code location: one Definitions object, assembled from the environment and the list
+of stages.
 
-This is the only module that reads the environment: ``settings.load_deployment`` parses it
-once into a typed ``Deployment``, the builders below make the resources from that, and
-everything below gets them from Dagster.
+``settings.load_deployment`` parses the environment once into a typed ``Deployment``; the
+builders below make the resources from that, and everything below gets them from Dagster.
+The graph, its job and its checks are derived from ``stages.STAGES``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from watchme_pipeline.settings import (
     load_deployment,
     run_settings,
 )
+from watchme_pipeline.stage import Makers, Stage
+from watchme_pipeline.stages import STAGES
 
 JOB_NAME = "device_day_job"
 
@@ -57,10 +60,9 @@ def build_resources(deployment: Deployment) -> dict:
     }
 
 
-def storage_kinds(resources: dict) -> tuple[str, str]:
-    """The kind tags of the configured stores: (audio: s3 or folder, results: sqlite,
-    postgres or supabase), so the catalog says what a run will really touch."""
-    audio = resources["audio_store"].kind()
+def store_kinds(resources: dict) -> dict[str, str]:
+    """The kind tags of the configured stores by resource key (audio: s3 or folder; results:
+    sqlite, postgres or supabase), so the catalog says what a run will really touch."""
     store = resources["result_store"]
     if isinstance(store, SqlResultStore):
         import sqlalchemy as sa
@@ -69,33 +71,20 @@ def storage_kinds(resources: dict) -> tuple[str, str]:
         results = "postgres" if backend.startswith("postgres") else backend
     else:
         results = "supabase"
-    return audio, results
+    return {"audio_store": resources["audio_store"].kind(), "result_store": results}
 
 
-def configured_assets(assets: list[dg.AssetsDefinition], resources: dict) -> list:
-    """The assets with kind tags for the stores they use: ``audio`` and ``sql`` in the asset
-    modules are placeholders replaced here, where the configuration is known."""
-    audio, results = storage_kinds(resources)
-
-    def retag(spec: dg.AssetSpec) -> dg.AssetSpec:
-        kinds = set(spec.kinds)
-        if "audio" in kinds:
-            kinds = (kinds - {"audio"}) | {audio}
-        if "sql" in kinds:
-            kinds = (kinds - {"sql"}) | {results}
-        return spec.replace_attributes(kinds=kinds)
-
-    return list(dg.map_asset_specs(retag, assets))
-
-
-def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
-    """Everything the code location serves, for this environment."""
-    deployment = load_deployment(env)
+def build_definitions(env: Mapping[str, str] | Deployment, stages: tuple[Stage, ...] = STAGES
+                      ) -> dg.Definitions:
+    """Everything the code location serves, for this environment (or the deployment parsed
+    from it) and list of stages."""
+    deployment = env if isinstance(env, Deployment) else load_deployment(env)
     resources = build_resources(deployment)
     partitions = build_partitions(deployment.timezone, deployment.start_date,
                                   deployment.device_groups)
-    assets = build_assets(partitions, resources["model_registry"], resources["settings"],
-                          resources["mood_scorer"].name())
+    makers = Makers(resources["model_registry"], resources["settings"],
+                    resources["mood_scorer"].name())
+    assets = build_assets(partitions, makers, stages, store_kinds(resources))
     charts_on_time = build_charts_on_time_check(deployment.alerts.policy)
     # The fleet-wide chart check belongs to its sensor (and the UI), not to device-day runs.
     selection = dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(charts_on_time)
@@ -112,19 +101,18 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     jobs: list = [job]
     schedules: list = []
     if deployment.upload_queue:  # uploads from S3 notifications, reconciled daily
-        new_audio_sensor = build_upload_queue_sensor(partitions, JOB_NAME,
-                                                     deployment.run_delay_s)
+        intake_sensor = build_upload_queue_sensor(partitions, JOB_NAME, deployment.run_delay_s)
         reconcile_job, reconcile_daily = build_reconciliation(deployment.timezone)
         jobs.append(reconcile_job)
         schedules.append(reconcile_daily)
     else:
-        new_audio_sensor = build_new_audio_sensor(partitions, JOB_NAME)
+        intake_sensor = build_new_audio_sensor(partitions, JOB_NAME)
     return dg.Definitions(
-        assets=configured_assets(assets, resources),
+        assets=assets,
         asset_checks=[*build_checks(partitions), charts_on_time],
         jobs=jobs,
         schedules=schedules,
-        sensors=[new_audio_sensor, record_failed_runs, automation,
+        sensors=[intake_sensor, record_failed_runs, automation,
                  *build_alert_sensors(deployment.alerts.policy)],
         resources={**resources, "settings": launch_settings(resources["settings"])},
         # In-process by default: the steps of a run share one process and its models.

@@ -10,7 +10,7 @@
   the ``dagster-k8s/config`` tags below (from the benchmark's measured peaks).
 
 Steps share nothing but the audio store and the result store (each asset writes its tables and
-the next reads them: ``day_tables.py``), so any executor gives the same rows.
+the next reads them), so any executor gives the same rows.
 """
 
 from __future__ import annotations
@@ -18,17 +18,24 @@ from __future__ import annotations
 import dagster as dg
 
 from watchme_pipeline.settings import Deployment
-from watchme_pipeline.stages import ALL_STAGES, StageSpec
-
-# Memory per step pod: each stage's ``pod_memory`` (stages.py), from the measured peak RSS of
-# the process running it (benchmarks/results/latest.json) as the request, +25 % as the limit.
-# WATCHME_MEMORY_MB inside the pod should be the request: the process keeps under it.
-POD_MEMORY = {s.asset: s.pod_memory for s in ALL_STAGES}
+from watchme_pipeline.stage import Stage
+from watchme_pipeline.stages import STAGES
 
 
-def pod_tags(stage: StageSpec) -> dict[str, dict]:
+def pod_memory(stage: Stage) -> tuple[str, str]:
+    """The step pod's memory (request, limit): what the stage's step needs
+    (``Stage.memory_mb``, from its model's estimate) as the request, +25 % as the limit.
+    WATCHME_MEMORY_MB inside the pod is the request: the process keeps under it."""
+    request = stage.memory_mb()
+    return f"{request}Mi", f"{int(request * 1.25)}Mi"
+
+
+POD_MEMORY = {s.name: pod_memory(s) for s in STAGES}
+
+
+def pod_tags(stage: Stage) -> dict[str, dict]:
     """The ``dagster-k8s/config`` op tag for the stage's step pod (other executors ignore it)."""
-    request, limit = stage.pod_memory
+    request, limit = pod_memory(stage)
     cpu = "2" if stage.model_kind else "500m"
     return {"dagster-k8s/config": {"container_config": {
         "resources": {"requests": {"memory": request, "cpu": cpu}, "limits": {"memory": limit}},

@@ -3,33 +3,9 @@
 it. Nothing else reads the environment. What a run may change is ``PipelineSettings``, a
 resource whose defaults come from the deployment.
 
-| variable | default | what it chooses |
-|---|---|---|
-| WATCHME_DATA_DIR | ./data | where the embedded defaults keep their files |
-| WATCHME_AUDIO_STORE | {data}/audio | the audio store: a local folder, or s3://bucket/prefix |
-| AWS_REGION, AWS_ENDPOINT_URL_S3 | (boto3's) | the S3 store's region and endpoint |
-| WATCHME_DATABASE_URL | sqlite:///{data}/watchme.db | the result store (a SQLAlchemy URL) |
-| SUPABASE_URL + SUPABASE_KEY | (none) | Supabase REST, when WATCHME_DATABASE_URL is unset |
-| WATCHME_TIMEZONE | Asia/Tokyo | the devices' local day |
-| WATCHME_START_DATE | 2025-01-01 | the first daily partition |
-| WATCHME_MODEL_PROFILE | standard | standard checkpoints by id, or tiny random-weight models |
-| WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL | models/catalog.py | id or path |
-| WATCHME_WHISPER_ENGINE | faster-whisper | or openai-whisper (batched) |
-| WATCHME_EVENT_RUNTIME | pytorch | or onnxruntime (AST exported once, checked against PyTorch) |
-| WATCHME_QUANTIZE | (none) | `events`: AST on ONNX Runtime int8, weights per channel |
-| WATCHME_EMOTION_RUNTIME | onnxruntime | or pytorch (wav2vec2; exported by `... export`) |
-| WATCHME_MEMORY_MB | 2000 | what the run process may hold (WATCHME_MODEL_MEMORY_MB: old name) |
-| WATCHME_LANGUAGE | ja | transcription language (a Whisper code; 'auto' detects) |
-| WATCHME_PROMPT_LANGUAGE | ja | language of the LLM prompt's instructions (ja, en) |
-| WATCHME_MOOD_SCORER | local | or openai (WATCHME_LLM_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY) |
-| WATCHME_DEPLOYMENT | local | the executor: local, multiprocess or k8s (deployment.py) |
-| WATCHME_ALERT_EMAIL_TO (+ _FROM, _SMTP_*, _USER, _PASSWORD) | (off) | mail alerts |
-| WATCHME_ALERT_WEBHOOK_URL | (off) | chat webhook alerts (Slack, Mattermost, Teams) |
-| WATCHME_ALERT_GROUP_S, _CHART_DEADLINE, _SILENT_AFTER_H, _DIGEST_AT | 300, 06:00, 3, 07:00 | |
-| WATCHME_UI_URL | http://127.0.0.1:3000 | the UI, for links in alerts (README "Alerts") |
-| WATCHME_UPLOAD_QUEUE, AWS_ENDPOINT_URL_SQS | (none) | an SQS queue of S3 upload notifications |
-| WATCHME_RUN_DELAY_S | 180 | queue mode: a device-day's run waits this long for more uploads |
-| WATCHME_DEVICE_GROUPS | 0 | N > 0: partitions are date x N groups of devices (README "Fleets") |
+Every variable, its default and what it chooses: ``VARIABLES`` below, which
+``docs/configuration.md`` shows (``python -m watchme_pipeline docs`` writes it; a test fails
+when they differ).
 
 Secrets (AWS keys, SUPABASE_KEY, OPENAI_API_KEY, the alert mail password and webhook URL) are
 never read into the deployment: it only notes that they are set, and the builders hand them on
@@ -38,6 +14,7 @@ as ``dg.EnvVar``.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +35,65 @@ from watchme_pipeline.models.catalog import (
 from watchme_pipeline.partitions import MAX_DEVICE_GROUPS
 
 DEFAULT_MEMORY_MB = 2000
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str  # or several, joined by " + " or "/"
+    default: str
+    what: str
+
+
+VARIABLES = (
+    Variable("WATCHME_DATA_DIR", "./data", "where the embedded defaults keep their files"),
+    Variable("WATCHME_AUDIO_STORE", "{data}/audio", "the audio store (recordings and chart "
+             "images): a local folder, or s3://bucket/prefix"),
+    Variable("AWS_REGION, AWS_ENDPOINT_URL_S3", "(boto3's)", "the S3 store's region and "
+             "endpoint (AWS_DEFAULT_REGION, AWS_ENDPOINT_URL also read)"),
+    Variable("WATCHME_DATABASE_URL", "sqlite:///{data}/watchme.db",
+             "the result store, a SQLAlchemy URL (Supabase's Postgres URL included)"),
+    Variable("SUPABASE_URL + SUPABASE_KEY", "(none)",
+             "Supabase REST, when WATCHME_DATABASE_URL is unset"),
+    Variable("WATCHME_TIMEZONE", "Asia/Tokyo", "the devices' local day"),
+    Variable("WATCHME_START_DATE", "2025-01-01", "the first daily partition"),
+    Variable("WATCHME_MODEL_PROFILE", "standard", "standard checkpoints by id, or tiny "
+             "random-weight models (the CLI picks tiny where no real weights can be had)"),
+    Variable("WATCHME_WHISPER_MODEL / _EVENT_MODEL / _EMOTION_MODEL", "models/catalog.py",
+             "a model id or a local path"),
+    Variable("WATCHME_WHISPER_ENGINE", "faster-whisper", "or openai-whisper"),
+    Variable("WATCHME_EVENT_RUNTIME", "pytorch", "or onnxruntime (AST exported once, checked "
+             "against PyTorch)"),
+    Variable("WATCHME_EMOTION_RUNTIME", "onnxruntime", "or pytorch (wav2vec2; ONNX Runtime "
+             "peaks ~800 MB a step against 1,200 on PyTorch)"),
+    Variable("WATCHME_QUANTIZE", "(none)", "`events`: AST on ONNX Runtime int8, weights per "
+             "channel (1.8x faster than PyTorch fp32)"),
+    Variable("WATCHME_MEMORY_MB", "2000", "what the run process may hold "
+             "(WATCHME_MODEL_MEMORY_MB: its old name)"),
+    Variable("WATCHME_LANGUAGE", "ja", "transcription language (a Whisper code; 'auto' "
+             "detects)"),
+    Variable("WATCHME_PROMPT_LANGUAGE", "ja", "language of the LLM prompt (ja, en)"),
+    Variable("WATCHME_MOOD_SCORER", "local", "or openai (WATCHME_LLM_MODEL, OPENAI_BASE_URL, "
+             "OPENAI_API_KEY)"),
+    Variable("WATCHME_DEPLOYMENT", "local", "the executor: local, multiprocess or k8s"),
+    Variable("WATCHME_ALERT_EMAIL_TO (+ _FROM, _SMTP_HOST, _SMTP_PORT, _SMTP_SECURITY, "
+             "_USER, _PASSWORD)", "(off)", "mail alerts"),
+    Variable("WATCHME_ALERT_WEBHOOK_URL", "(off)", "chat webhook alerts (Slack, Mattermost, "
+             "Teams)"),
+    Variable("WATCHME_ALERT_GROUP_S", "300", "failures within this many seconds go out as "
+             "one alert"),
+    Variable("WATCHME_CHART_DEADLINE", "06:00", "when yesterday's charts are overdue"),
+    Variable("WATCHME_SILENT_AFTER_H", "3", "hours without a recording before a device that "
+             "recorded yesterday is silent"),
+    Variable("WATCHME_DIGEST_AT", "07:00", "when the daily digest is sent"),
+    Variable("WATCHME_UI_URL", "http://127.0.0.1:3000", "the UI, for links in alerts"),
+    Variable("WATCHME_UPLOAD_QUEUE, AWS_ENDPOINT_URL_SQS", "(none)", "an SQS queue of S3 "
+             "upload notifications (needs the SQL result store)"),
+    Variable("WATCHME_RUN_DELAY_S", "180", "queue mode: a device-day's run waits this long "
+             "for more uploads"),
+    Variable("WATCHME_DEVICE_GROUPS", "0", "N > 0: partitions are date x N groups of devices"),
+    Variable("DAGSTER_HOME", "(ephemeral)", "the Dagster instance the CLI's runs go into "
+             "(`make` sets .dagster_home)"),
+)
 
 
 AWS_SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -105,6 +141,8 @@ class Deployment:
     prompt_language: str = "ja"
     memory_mb: int = DEFAULT_MEMORY_MB
     alerts: AlertSettings = AlertSettings()
+    profile_set: bool = True  # WATCHME_MODEL_PROFILE given (else the CLI picks one)
+    dagster_home: str | None = None  # DAGSTER_HOME: the instance the CLI writes runs into
     upload_queue: str | None = None  # an SQS queue URL: uploads from S3 notifications
     sqs_endpoint_url: str | None = None
     run_delay_s: int = 180  # a device-day's run waits this long after its oldest new upload
@@ -257,6 +295,8 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
                                 "WATCHME_PROMPT_LANGUAGE"),
         memory_mb=memory_limit_mb(env),
         alerts=load_alerts(env, env.get("WATCHME_TIMEZONE") or "Asia/Tokyo"),
+        profile_set=bool(env.get("WATCHME_MODEL_PROFILE")),
+        dagster_home=env.get("DAGSTER_HOME") or None,
         upload_queue=env.get("WATCHME_UPLOAD_QUEUE") or None,
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
         run_delay_s=int(_number(env, "WATCHME_RUN_DELAY_S", 180, int)),
@@ -272,6 +312,20 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
                          "recommends at most 100,000 per asset)")
     ZoneInfo(deployment.timezone)  # fail at load with the bad name, not later in a run
     return deployment
+
+
+def deployment_from_environment() -> Deployment:
+    """The process's own deployment: the one place its environment is read (the CLI and
+    ``definitions.py`` start here)."""
+    import os
+
+    return load_deployment(os.environ)
+
+
+def with_profile(deployment: Deployment, profile: str) -> Deployment:
+    """The same deployment with another model profile (the CLI's choice when none is set)."""
+    return dataclasses.replace(deployment,
+                               models=dataclasses.replace(deployment.models, profile=profile))
 
 
 def run_settings(deployment: Deployment) -> PipelineSettings:

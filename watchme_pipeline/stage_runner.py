@@ -1,10 +1,10 @@
-"""The loop every model stage shares, as plain Python: (stores, day, settings, log) in,
-the day's figures out. The assets in ``assets/model_stages.py`` only wire it to Dagster.
+"""The loop every slot stage shares, as plain Python: (stores, day, settings, log) in,
+the day's figures out. The assets (``assets.py``) only wire it to Dagster.
 
-A slot is done for a stage when its status is ``completed`` *and* its row was made by the
-run's maker (``ModelStage.maker``: logic version, model and the settings that change the
-output): after a model change, or in a run whose settings change the output (another
-language), every slot is redone, without ``recompute``. Audio is
+A slot is done for a stage when its row was made by the run's maker (``Stage.maker``: logic
+version, model and the settings that change the output) and, for a stage that keeps a status
+per recording, that status is ``completed``: after a model change, or in a run whose settings
+change the output (another language), every slot is redone, without ``recompute``. Audio is
 decoded a few slots at a time, as the stage needs it, so memory follows the model, not the
 length of the day.
 """
@@ -15,51 +15,25 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import dagster as dg
 import pandas as pd
 
 from watchme_pipeline.audio import AudioDecodeError, DecodedAudio, decode
 from watchme_pipeline.partitions import DeviceDay
-from watchme_pipeline.resources.audio_store import AudioStore
-from watchme_pipeline.resources.model_registry import LoadedModel, ModelRegistry
-from watchme_pipeline.resources.result_store import ResultStore
-from watchme_pipeline.settings import PipelineSettings
-from watchme_pipeline.stages import StageSpec
+from watchme_pipeline.stage import Stage, StageRun
 
-# Slots decoded at once: a minute of 16 kHz audio is 3.8 MB, so a group stays small beside
-# any model, and a stage's rows are written (and its statuses moved) group by group.
-SLOTS_PER_GROUP = 8
+if TYPE_CHECKING:
+    from watchme_pipeline.resources.audio_store import AudioStore
+    from watchme_pipeline.resources.model_registry import ModelRegistry
+    from watchme_pipeline.settings import PipelineSettings
+    from watchme_pipeline.store import ResultStore
 
-
-@dataclass(frozen=True)
-class ModelStage:
-    """A model stage: its description (names, model kind, pod) and its own work."""
-
-    spec: StageSpec
-    description: str
-    # The stage's model settings for a run (a frozen dataclass whose repr is part of the
-    # code version; its batch size is set by the runner from the memory limit).
-    model_settings: Callable[[PipelineSettings], Any]
-    # (model, decoded audio by slot, model settings) -> the row fields of each slot.
-    compute: Callable[[LoadedModel, dict[str, DecodedAudio], Any], dict[str, dict]]
-    # (store, day, the stage's rows for the day) -> metadata; writes day-level tables.
-    summarize: Callable[[ResultStore, DeviceDay, pd.DataFrame], dict] = lambda *_: {}
-    version: str = "1"  # of the stage's own logic: part of its code version
-    kinds: frozenset[str] = field(default_factory=lambda: frozenset({"pytorch"}))
-
-    @property
-    def kind(self) -> str:
-        assert self.spec.model_kind is not None
-        return self.spec.model_kind
-
-    def maker(self, model_id: str, settings: PipelineSettings) -> str:
-        """What makes the stage's rows, as each row records it: stage logic, model (id or
-        checksum, engine, runtime, precision) and the model settings that change the output
-        (their repr leaves batch sizes out: they must not change results)."""
-        return f"{self.spec.asset} v{self.version} {model_id} {self.model_settings(settings)!r}"
+# Slots computed at once: a minute of 16 kHz audio is 3.8 MB, so a batch stays small beside
+# any model, and a stage's rows are written (and its statuses moved) batch by batch.
+SLOTS_PER_BATCH = 8
 
 
 def decode_recording(audio_store: AudioStore, file_path: str,
@@ -75,18 +49,20 @@ def decode_recording(audio_store: AudioStore, file_path: str,
     return audio
 
 
-def slots_to_do(current: pd.DataFrame, rows: pd.DataFrame, spec: StageSpec, maker: str,
+def slots_to_do(current: pd.DataFrame, rows: pd.DataFrame, stage: Stage, maker: str,
                 recompute: bool) -> pd.DataFrame:
     """The current recordings a stage must (re)compute: not completed, or made by another
     maker (or its row is missing), or all of them with ``recompute``. Recordings raw_audio
     found undecodable are left out: they are failed already, with the reason."""
     decodable = current[current.decodes]
-    if recompute:
+    if recompute or not len(decodable):
         return decodable
     made_by = dict(zip(rows.time_block, rows.maker))
+    statuses = (decodable[stage.status_column] if stage.status
+                else ["completed"] * len(decodable))
     stale = [status != "completed" or made_by.get(slot) != maker
-             for slot, status in zip(decodable.time_block, decodable[spec.status_column])]
-    return decodable[stale] if len(decodable) else decodable
+             for slot, status in zip(decodable.time_block, statuses)]
+    return decodable[stale]
 
 
 @dataclass
@@ -119,76 +95,113 @@ class StageOutcome:
                 **self.summary}
 
 
-def run_model_stage(stage: ModelStage, day: DeviceDay, *, audio_store: AudioStore,
-                    result_store: ResultStore, registry: ModelRegistry,
-                    settings: PipelineSettings, log: logging.Logger | Any) -> StageOutcome:
+def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | None,
+                   result_store: ResultStore, registry: ModelRegistry | None,
+                   settings: PipelineSettings, log: logging.Logger | Any) -> StageOutcome:
     """Compute what the day still needs for ``stage`` with this run's settings.
 
     A recording that cannot be decoded fails its own slot, recorded with the reason; an
-    error of the model fails the slots of its group (with the reason) and is raised.
+    error of the model fails the slots of its batch (with the reason) and is raised.
     """
-    spec = stage.spec
     current = result_store.current_recordings(day.device_id, day.date)
-    model_id = registry.model_id(stage.kind)
-    maker = stage.maker(model_id, settings)
-    todo = slots_to_do(current, result_store.stage_rows(spec, day.device_id, day.date), spec,
-                       maker, settings.recompute)
+    model_id = registry.model_id(stage.model_kind) if stage.model_kind and registry else "-"
+    maker = stage.maker(registry, settings)
+    todo = slots_to_do(current, result_store.read(stage.table.name, day.device_id, day.date),
+                       stage, maker, settings.recompute)
     undecodable = current[~current.decodes]
     outcome = StageOutcome(maker=maker, model=model_id, slots_found=len(current),
                            slots_skipped=len(current) - len(todo) - len(undecodable),
                            failed_slots=dict(zip(undecodable.time_block, undecodable.error)),
                            rows=pd.DataFrame())
     if len(todo):
-        loaded_before = stage.kind in registry.loaded_kinds()
-        model = registry.get(stage.kind, settings.memory_mb)  # refuses at once if it can't fit
-        outcome.model_loaded = not loaded_before
-        outcome.batch_size = registry.batch_size(stage.kind, settings.memory_mb,
-                                                 settings.batch_size(stage.kind))
-        model_settings = dataclasses.replace(stage.model_settings(settings),
-                                             batch_size=outcome.batch_size)
+        model, model_settings = None, stage.model_settings(settings)
+        if stage.model_kind and registry is not None:
+            kind = stage.model_kind
+            loaded_before = kind in registry.loaded_kinds()
+            model = registry.get(kind, settings.memory_mb)  # refuses at once if it can't fit
+            outcome.model_loaded = not loaded_before
+            outcome.batch_size = registry.batch_size(kind, settings.memory_mb,
+                                                     settings.batch_size(kind))
+            model_settings = dataclasses.replace(model_settings, batch_size=outcome.batch_size)
         records = list(todo.itertuples())
-        for i in range(0, len(records), SLOTS_PER_GROUP):
-            _run_group(stage, day, records[i:i + SLOTS_PER_GROUP], model, model_settings,
+        for i in range(0, len(records), SLOTS_PER_BATCH):
+            _run_batch(stage, day, records[i:i + SLOTS_PER_BATCH], model, model_settings,
                        maker, audio_store, result_store, outcome)
     for slot, reason in outcome.failed_slots.items():
-        log.warning(f"{day}: slot {slot} failed ({spec.asset}): {reason}")
-    outcome.rows = result_store.stage_rows(spec, day.device_id, day.date)
+        log.warning(f"{day}: slot {slot} failed ({stage.name}): {reason}")
+    outcome.rows = result_store.read(stage.table.name, day.device_id, day.date)
     outcome.summary = stage.summarize(result_store, day, outcome.rows)
     return outcome
 
 
-def _run_group(stage: ModelStage, day: DeviceDay, records: list, model: LoadedModel,
-               model_settings: Any, maker: str, audio_store: AudioStore,
-               result_store: ResultStore, outcome: StageOutcome) -> None:
-    """Decode, compute and write one group of slots; add what it did to ``outcome``."""
-    spec = stage.spec
+def _set_status(store: ResultStore, stage: Stage, day: DeviceDay, paths: list[str],
+                status: str, error: str | None = None) -> None:
+    if stage.status:
+        store.set_status(day.device_id, paths, stage.status, status, error)
+
+
+def _read_inputs(stage: Stage, day: DeviceDay, records: list, audio_store: AudioStore | None,
+                 result_store: ResultStore, outcome: StageOutcome
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The batch's inputs by slot (decoded audio unless the stage reads something else), and
+    the recordings they came from; a recording that does not decode fails its slot."""
+    paths = {r.time_block: r.file_path for r in records}
+    if stage.inputs is not None:
+        return stage.inputs(result_store, day, list(paths)), paths
+    assert audio_store is not None, f"{stage.name} reads audio: give it the audio store"
     audios: dict[str, DecodedAudio] = {}
-    paths: dict[str, str] = {}
     for r in records:
         try:
             audios[r.time_block] = decode_recording(audio_store, r.file_path, r.speech_segments)
-            paths[r.time_block] = r.file_path
         except AudioDecodeError as exc:
             outcome.failed_slots[r.time_block] = str(exc)
-            result_store.set_status(day.device_id, [r.file_path], spec.status, "failed",
-                                    str(exc))
-    if not audios:
+            del paths[r.time_block]
+            _set_status(result_store, stage, day, [r.file_path], "failed", str(exc))
+    return audios, paths
+
+
+def _run_batch(stage: Stage, day: DeviceDay, records: list, model: Any, model_settings: Any,
+               maker: str, audio_store: AudioStore | None, result_store: ResultStore,
+               outcome: StageOutcome) -> None:
+    """Read, compute and write one batch of slots; add what it did to ``outcome``."""
+    inputs, paths = _read_inputs(stage, day, records, audio_store, result_store, outcome)
+    if not paths:
         return
     started = list(paths.values())
-    result_store.set_status(day.device_id, started, spec.status, "processing")
+    _set_status(result_store, stage, day, started, "processing")
     t0 = time.perf_counter()
     try:
-        fields = stage.compute(model, audios, model_settings)
+        fields = stage.compute(model, inputs, model_settings)
     except Exception as exc:
-        result_store.set_status(day.device_id, started, spec.status, "failed",
-                                f"{spec.asset}: {type(exc).__name__}: {exc}")
+        _set_status(result_store, stage, day, started, "failed",
+                    f"{stage.name}: {type(exc).__name__}: {exc}")
         raise
     outcome.stage_seconds += time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC)
     rows = [{"device_id": day.device_id, "date": day.date, "time_block": slot, **values,
-             "model": model.model_id, "maker": maker, "processed_at": now}
+             "model": outcome.model, "maker": maker, "processed_at": now}
             for slot, values in fields.items()]
-    result_store.replace_partition(spec.table, day.device_id, day.date, rows, only_keys=True)
-    result_store.set_status(day.device_id, started, spec.status, "completed")
-    outcome.slots_processed += len(audios)
-    outcome.audio_minutes += sum(a.duration_s for a in audios.values()) / 60
+    result_store.replace_partition(stage.table.name, day.device_id, day.date, rows,
+                                   only_keys=True)
+    _set_status(result_store, stage, day, started, "completed")
+    outcome.slots_processed += len(paths)
+    outcome.audio_minutes += sum(a.duration_s for a in inputs.values()
+                                 if isinstance(a, DecodedAudio)) / 60
+
+
+def slot_stage_day(stage: Stage):
+    """A slot stage's work for one device-day, as its asset runs it: the partition's figures."""
+    def run_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
+        outcome = run_slot_stage(stage, day, audio_store=run.audio_store,
+                                 result_store=run.result_store, registry=run.model_registry,
+                                 settings=run.settings, log=run.log)
+        figures = outcome.figures()
+        figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
+        # The code version names the deployment's maker; a run whose settings change the
+        # output (set in the Launchpad) says so here, and its rows record their maker.
+        figures["maker_is_code_version"] = outcome.maker == run.code_version
+        if outcome.maker != run.code_version:
+            run.log.info(f"{stage.name}: this run's settings differ from the deployment's; "
+                         f"rows made by: {outcome.maker}")
+        return figures
+    return run_day

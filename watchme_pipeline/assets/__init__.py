@@ -1,38 +1,73 @@
-"""The asset graph, in lineage order:
-raw_audio → transcripts, event_scores, emotion_scores → vibe_prompt → mood_chart.
+"""The asset graph, derived from the list of stages (``stages.STAGES``): one factory makes
+every stage's asset, with its dependencies, kinds, pool, policies, pod size and code version.
 
 Assets are built for the deployment's partitions and models (``build_assets``, called by
 ``definitions.py``): their partitions follow the configured time zone and start date, and the
-model stages' code versions name the configured models.
+code versions name the configured models.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 
-from watchme_pipeline.assets.emotion_scores import emotion_scores_stage
-from watchme_pipeline.assets.event_scores import event_scores_stage
-from watchme_pipeline.assets.model_stages import model_stage_asset
-from watchme_pipeline.assets.mood_chart import mood_chart_asset
-from watchme_pipeline.assets.raw_audio import raw_audio_asset
-from watchme_pipeline.assets.transcripts import transcripts_stage
-from watchme_pipeline.assets.vibe_prompt import vibe_prompt_asset
-from watchme_pipeline.resources import ModelRegistry
-from watchme_pipeline.settings import PipelineSettings
-
-MODEL_STAGES = (transcripts_stage, event_scores_stage, emotion_scores_stage)
-
-
-def build_assets(partitions_def: dg.MultiPartitionsDefinition, registry: ModelRegistry,
-                 settings: PipelineSettings, scorer_id: str) -> list[dg.AssetsDefinition]:
-    """The six assets, in lineage order."""
-    # A model stage's code version is the deployment's maker (its rows' maker with the
-    # deployment's settings): a model or setting change of the deployment shows it stale.
-    stages = [model_stage_asset(stage, partitions_def,
-                                stage.maker(registry.model_id(stage.kind), settings))
-              for stage in MODEL_STAGES]
-    return [raw_audio_asset(partitions_def), *stages, vibe_prompt_asset(partitions_def),
-            mood_chart_asset(partitions_def, scorer_id)]
+from watchme_pipeline.assets.common import (
+    ON_UPSTREAM_CHANGE,
+    asset_defaults,
+    per_partition,
+    registered_devices,
+    run_devices,
+)
+from watchme_pipeline.stage import Makers, NotRetried, Stage, StageRun
+from watchme_pipeline.stage_runner import slot_stage_day
+from watchme_pipeline.stages import STAGES
 
 
-__all__ = ["MODEL_STAGES", "build_assets"]
+def stage_asset(stage: Stage, partitions_def: dg.MultiPartitionsDefinition, code_version: str,
+                store_kinds: dict[str, str]) -> dg.AssetsDefinition:
+    """The stage's asset: a thin wrapper that runs the stage for each device-day of the run."""
+    run_day = stage.run_day or slot_stage_day(stage)
+    timezone = partitions_def.get_partitions_def_for_dimension("date").timezone
+    kinds = set(stage.kinds) | {kind for key, kind in store_kinds.items()
+                                if key in stage.resources}
+
+    @dg.asset(
+        **asset_defaults(stage, partitions_def),
+        deps=list(stage.deps),
+        kinds=kinds,
+        tags={"stage": stage.role},
+        required_resource_keys=set(stage.resource_keys),
+        code_version=code_version,
+        description=stage.description,
+        **({"pool": "models"} if stage.model_kind else {}),
+        **({"automation_condition": ON_UPSTREAM_CHANGE} if stage.automatic else {}),
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        resources = context.resources
+        run = StageRun(log=context.log, code_version=code_version, timezone=timezone,
+                       **{key: getattr(resources, key) for key in stage.resource_keys})
+
+        def one_day(day):
+            try:
+                return run_day(run, day)
+            except NotRetried as exc:  # the input's or the configuration's fault: say it once
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+        of_group = (stage.devices_of_group(run) if stage.devices_of_group
+                    else registered_devices(run.result_store))
+        return per_partition(context, one_day, run_devices(partitions_def, run.settings,
+                                                           of_group))
+
+    return _asset
+
+
+def build_assets(partitions_def: dg.MultiPartitionsDefinition, makers: Makers,
+                 stages: tuple[Stage, ...] = STAGES,
+                 store_kinds: dict[str, str] | None = None) -> list[dg.AssetsDefinition]:
+    """Every stage's asset, in lineage order. ``store_kinds``: the kind tags of the configured
+    stores by resource key (``audio_store``: folder or s3; ``result_store``: sqlite,
+    postgres or supabase)."""
+    kinds = store_kinds or {"audio_store": "folder", "result_store": "sqlite"}
+    return [stage_asset(stage, partitions_def, stage.code_version(makers), kinds)
+            for stage in stages]
+
+
+__all__ = ["build_assets", "stage_asset"]

@@ -1,4 +1,4 @@
-"""What the assets share: the run's partitions, per-partition metadata, the policies."""
+"""What every asset shares: the run's device-days, per-partition metadata, the policies."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from watchme_pipeline.partitions import (
     device_group_count,
     parse_partition_key,
 )
-from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import InvalidIdentifier, validate_device_id
-from watchme_pipeline.stages import StageSpec
+from watchme_pipeline.stage import Stage
+from watchme_pipeline.store import ResultStore
 
-GROUP = "watchme"
+ASSET_GROUP = "watchme"  # the Dagster asset group of every stage
 
 
 @dataclass(frozen=True)
@@ -147,15 +147,15 @@ ON_UPSTREAM_CHANGE = dg.AutomationCondition.eager().replace(
 )
 
 
-def asset_defaults(spec: StageSpec, partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
+def asset_defaults(stage: Stage, partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
     """What every asset of the graph is declared with."""
     return {
-        "name": spec.asset,
+        "name": stage.name,
         "partitions_def": partitions_def,
-        "group_name": GROUP,
+        "group_name": ASSET_GROUP,
         "owners": ["team:watchme"],
         "backfill_policy": (GROUP_BACKFILL if device_group_count(partitions_def)
                             else BATCHED_BACKFILL),
         "retry_policy": TRANSIENT_RETRY,
-        "op_tags": pod_tags(spec),
+        "op_tags": pod_tags(stage),
     }

@@ -13,7 +13,7 @@ from watchme_pipeline.resources.mood_scorer import (
     OpenAIMoodScorer,
     mood_scorer_for,
 )
-from watchme_pipeline.resources.result_store import (
+from watchme_pipeline.store import (
     ResultStore,
     ResultStoreError,
     SqlResultStore,

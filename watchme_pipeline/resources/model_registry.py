@@ -38,6 +38,7 @@ from watchme_pipeline.models.identity import checkpoint_hash, weights_mb
 from watchme_pipeline.models.loaders import export_rejected, load_model, onnx_cached
 from watchme_pipeline.models.sources import is_stand_in, resolve_source
 from watchme_pipeline.settings import Deployment
+from watchme_pipeline.stage import NotRetried
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,16 @@ EXPORT_FACTOR = {"events": 3.0, "emotion": 6.5}
 MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
 
 
-class ModelBudgetError(RuntimeError):
+def standard_need_mb(kind: str) -> float:
+    """What the default model of ``kind`` adds to a step's process, before anything is
+    loaded: its runtime, its weights (int8 on faster-whisper) and one batch item."""
+    choice = ModelChoice()
+    weights = KNOWN_SIZES_MB[DEFAULT_MODELS[kind]] / (4 if choice.ct2(kind) else 1)
+    runtime = ONNXRUNTIME_MB if choice.onnx_precision(kind) else RUNTIME_MB[kind]
+    return runtime + weights + ACTIVATION_MB[kind]
+
+
+class ModelBudgetError(NotRetried, RuntimeError):
     """A model refused by the process limit; the figures are kept for reports."""
 
     def __init__(self, message: str, *, model: str = "", kind: str = "", need_mb: float = 0,

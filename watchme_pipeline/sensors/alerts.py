@@ -36,7 +36,7 @@ from watchme_pipeline.alerts import (
 )
 from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.resources.alert_channels import AlertChannels, AlertDeliveryError
-from watchme_pipeline.stages import MOOD_CHART
+from watchme_pipeline.stages.mood_chart import STAGE as MOOD_CHART
 
 MAX_UNDELIVERED = 50  # messages kept for retry per sensor; older ones are dropped, with a log
 FIRST_LOOKBACK = dt.timedelta(hours=1)  # a new failure-alert cursor starts this far back
@@ -103,13 +103,14 @@ def _cursor(context: dg.SensorEvaluationContext) -> dict:
 def charts_report(store: ResultStore, date: str) -> OverdueReport:
     """Which devices recorded on ``date`` and have no mood chart for it."""
     recorded = set(store.devices_recording([date]).device_id)
-    return overdue_report(date, recorded, store.charted_devices(date))
+    return overdue_report(date, recorded,
+                          store.devices_with_rows(MOOD_CHART.table.name, date))
 
 
 def charts_check_evaluation(report: OverdueReport, policy: AlertPolicy
                             ) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey(MOOD_CHART.asset), check_name=CHARTS_ON_TIME,
+        asset_key=dg.AssetKey(MOOD_CHART.name), check_name=CHARTS_ON_TIME,
         passed=not report.overdue, severity=dg.AssetCheckSeverity.WARN,
         metadata=charts_metadata(report, policy))
 
@@ -125,7 +126,7 @@ def build_charts_on_time_check(policy: AlertPolicy) -> dg.AssetChecksDefinition:
     """Yesterday's charts, fleet-wide: evaluated by the overdue_charts sensor after the
     deadline, and runnable by hand from the asset's Checks tab."""
 
-    @dg.asset_check(asset=MOOD_CHART.asset, name=CHARTS_ON_TIME, blocking=False,
+    @dg.asset_check(asset=MOOD_CHART.name, name=CHARTS_ON_TIME, blocking=False,
                     description="Every device that recorded yesterday has yesterday's mood "
                     f"chart by {policy.chart_deadline:%H:%M} ({policy.timezone}); evaluated "
                     "by the overdue_charts sensor, which alerts with the devices.")

@@ -1,4 +1,4 @@
-"""new_audio_sensor, queue mode (WATCHME_UPLOAD_QUEUE): uploads come from the bucket's S3
+"""upload_queue_sensor, queue mode (WATCHME_UPLOAD_QUEUE): uploads come from the bucket's S3
 event notifications instead of a listing, and a device-day's run batches its new uploads.
 
 A tick (1) drains the queue within a time budget: each batch of messages is noted in the
@@ -110,7 +110,7 @@ def build_upload_queue_sensor(partitions_def: dg.MultiPartitionsDefinition, job_
     device_groups = device_group_count(partitions_def)
 
     @dg.sensor(
-        name="new_audio_sensor",
+        name="upload_queue_sensor",
         job_name=job_name,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.STOPPED,
@@ -119,13 +119,13 @@ def build_upload_queue_sensor(partitions_def: dg.MultiPartitionsDefinition, job_
         "WATCHME_DEVICE_GROUPS) once its oldest new upload is "
         f"{run_delay_s:g} s old, covering all of that day's new uploads.",
     )
-    def new_audio_sensor(context: dg.SensorEvaluationContext, upload_queue: UploadQueue,
+    def upload_queue_sensor(context: dg.SensorEvaluationContext, upload_queue: UploadQueue,
                          result_store: ResultStore) -> dg.SensorResult:
         valid = set(dates.get_partition_keys(dynamic_partitions_store=context.instance))
         return queue_tick(context, upload_queue, result_store, valid, now, run_delay_s,
                           device_groups)
 
-    return new_audio_sensor
+    return upload_queue_sensor
 
 
 def queue_tick(context: dg.SensorEvaluationContext, queue: UploadQueue, store: ResultStore,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.transcribe import WhisperSettings, transcribe
 from watchme_pipeline.resources.model_registry import LoadedModel
+from watchme_pipeline.schema import metadata, slot_row_columns
 from watchme_pipeline.settings import PipelineSettings
-from watchme_pipeline.stage_runner import ModelStage
-from watchme_pipeline.stages import TRANSCRIPTS
+from watchme_pipeline.stage import Stage
+
+vibe_whisper = sa.Table("vibe_whisper", metadata, *slot_row_columns(
+    sa.Column("transcription", sa.Text)))
 
 
 def whisper_settings(settings: PipelineSettings) -> WhisperSettings:
@@ -26,8 +31,14 @@ def summarize(store, day, rows) -> dict:
     return {"slots_with_speech": int((chars > 0).sum()), "characters": int(chars.sum())}
 
 
-transcripts_stage = ModelStage(
-    spec=TRANSCRIPTS,
+STAGE = Stage(
+    name="transcripts",
+    tables=(vibe_whisper,),
+    deps=("raw_audio",),
+    role="model",
+    kinds=frozenset({"pytorch"}),
+    model_kind="whisper",
+    status="transcriptions",
     # The VAD (run by raw_audio) decides what Whisper hears: its settings count too.
     model_settings=whisper_settings,
     compute=transcribe_slots,

@@ -1,26 +1,80 @@
 """raw_audio: the day's recordings of one device, registered in audio_files."""
 
+from __future__ import annotations
+
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
-from watchme_pipeline.assets.common import asset_defaults, per_partition, run_devices
 from watchme_pipeline.audio import AudioDecodeError, VadSettings, speech_segments
 from watchme_pipeline.partitions import DeviceDay, GroupDay, device_group
-from watchme_pipeline.resources import AudioStore, ResultStore
-from watchme_pipeline.settings import PipelineSettings
+from watchme_pipeline.schema import JSON, STATUSES, UTCDateTime, metadata
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, day_prefix, parse_key
+from watchme_pipeline.stage import NotRetried, Stage, StageRun
 from watchme_pipeline.stage_runner import decode_recording
-from watchme_pipeline.stages import RAW_AUDIO, STATUS_NAMES
+
+if TYPE_CHECKING:
+    from watchme_pipeline.resources import AudioStore
+    from watchme_pipeline.store import ResultStore
+
+# One row per file (migration 0003): two uploads of one slot that parse to the same time
+# (…/09-00/ and …/09-00-00/) are both kept; the later is current, the earlier superseded.
+# Each stage that keeps a status per recording adds its `{status}_status` column
+# (``add_status_columns``, from the list of stages).
+audio_files = sa.Table(
+    "audio_files", metadata,
+    sa.Column("device_id", sa.Text, primary_key=True),
+    sa.Column("file_path", sa.Text, primary_key=True),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("local_date", sa.Text, nullable=False),
+    sa.Column("time_block", sa.Text, nullable=False),
+    sa.Column("file_size", sa.BigInteger),
+    sa.Column("uploaded_at", UTCDateTime),  # the file's LastModified when registered (0005)
+    sa.Column("duration_s", sa.Float),
+    sa.Column("sample_rate", sa.Integer),
+    sa.Column("decodes", sa.Boolean),
+    # [[start, end], ...] in 16 kHz samples: Silero VAD's speech, found once by raw_audio (0003)
+    sa.Column("speech_segments", JSON),
+    # The one record of which file of a slot is current: all but the latest are superseded
+    # (raw_audio decides; 0004). The status columns say so too, for the dashboard.
+    sa.Column("superseded", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", UTCDateTime),
+    sa.Index("audio_files_day", "device_id", "local_date"),
+    sa.Index("audio_files_recorded", "device_id", "recorded_at"),
+    sa.Index("audio_files_date", "local_date", "device_id"),  # the alert sensors' reads (0005)
+)
+
+
+def add_status_columns(stages: tuple[Stage, ...]) -> None:
+    """Each stage's ``{status}_status`` column (pending until it completes), once."""
+    for stage in stages:
+        if stage.status and stage.status_column not in audio_files.c:
+            audio_files.append_column(sa.Column(stage.status_column, sa.Text, nullable=False,
+                                                server_default="pending"))
+
+
+def status_names() -> tuple[str, ...]:
+    """The stages' status prefixes, in the table's (the fleet's) order."""
+    return tuple(c.name.removesuffix("_status") for c in audio_files.c
+                 if c.name.endswith("_status"))
+
+
+def check_status(stage: str, status: str) -> None:
+    if stage not in status_names() or status not in STATUSES:
+        raise ValueError(f"unknown stage/status {stage!r}/{status!r}")
+
 
 VERSION = f"1|{VadSettings()!r}"  # what it registers, the speech segments included
 
 
-class UnknownDevice(LookupError):
+class UnknownDevice(NotRetried, LookupError):
     """A device with no recordings at all in the audio store."""
 
 
@@ -114,7 +168,7 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
     # the superseded column, through result_store.current_recordings).
     states = result_store.recordings(day.device_id, day.date).set_index("file_path")
     bad = df[~df.decodes & ~df.superseded]
-    for stage in STATUS_NAMES:
+    for stage in status_names():
         result_store.set_status(day.device_id, df[df.superseded].key, stage, "superseded")
         # A recording current again (the later one was deleted) is pending again.
         back = [k for k in df[~df.superseded].key
@@ -139,49 +193,39 @@ def stored_devices(audio_store: AudioStore) -> Callable[[GroupDay, int], list[st
     return of_group
 
 
-def raw_audio_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
-    tz = partitions_def.get_partitions_def_for_dimension("date").timezone
-
-    @dg.asset(
-        **asset_defaults(RAW_AUDIO, partitions_def),
-        kinds={"python", "audio", "sql"},  # audio, sql: the configured stores (definitions)
-        tags={"stage": "ingest"},
-        code_version=VERSION,
-        description="The device-day's recordings in the audio store: slot, key, size, "
-        "duration, sample rate, whether each decodes and where Silero VAD hears speech; "
-        "registered in `audio_files`, one row per file (pending for every stage, failed with "
-        "the reason for files that do not decode; of two files in one slot the later is "
-        "current, the earlier superseded).",
-    )
-    def raw_audio(context: dg.AssetExecutionContext, audio_store: AudioStore,
-                  result_store: ResultStore, settings: PipelineSettings
-                  ) -> dg.MaterializeResult:
-        from zoneinfo import ZoneInfo
-
-        def one_day(day):
-            try:
-                df, skipped = find_recordings(audio_store, result_store, day, ZoneInfo(tz),
-                                              context.log)
-            except UnknownDevice as exc:
-                raise dg.Failure(description=str(exc), allow_retries=False) from None
-            bad = df[~df.decodes & ~df.superseded]
-            return {
-                "slots_found": int(df.slot.nunique()) if len(df) else 0,
-                "recordings": len(df),
-                "recordings_decoded": int(df.decoded.sum()),  # new or uploaded again
-                "slots_failed": len(bad),
-                "failed_slots": dg.MetadataValue.json(dict(zip(bad.slot, bad.error))),
-                "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),
-                "skipped_keys": dg.MetadataValue.json(skipped),
-                "audio_minutes": round(float(df.duration_s.fillna(0).sum()) / 60, 2),
-                "voiced_minutes": round(sum(e - s for segs in df.segments.dropna()
-                                            for s, e in segs) / 16000 / 60, 2),
-                "audio_store": audio_store.describe(),
-            }
-
-        return per_partition(context, one_day, run_devices(
-            partitions_def, settings, stored_devices(audio_store)))
-
-    return raw_audio
+def register_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
+    """Find and register the device-day's recordings; the partition's figures."""
+    assert run.audio_store is not None
+    df, skipped = find_recordings(run.audio_store, run.result_store, day,
+                                  ZoneInfo(run.timezone), run.log)
+    bad = df[~df.decodes & ~df.superseded]
+    return {
+        "slots_found": int(df.slot.nunique()) if len(df) else 0,
+        "recordings": len(df),
+        "recordings_decoded": int(df.decoded.sum()),  # new or uploaded again
+        "slots_failed": len(bad),
+        "failed_slots": dg.MetadataValue.json(dict(zip(bad.slot, bad.error))),
+        "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),
+        "skipped_keys": dg.MetadataValue.json(skipped),
+        "audio_minutes": round(float(df.duration_s.fillna(0).sum()) / 60, 2),
+        "voiced_minutes": round(sum(e - s for segs in df.segments.dropna()
+                                    for s, e in segs) / 16000 / 60, 2),
+        "audio_store": run.audio_store.describe(),
+    }
 
 
+STAGE = Stage(
+    name="raw_audio",
+    tables=(audio_files,),
+    role="ingest",
+    resources=frozenset({"audio_store", "result_store", "settings"}),
+    run_day=register_day,
+    devices_of_group=lambda run: stored_devices(run.audio_store),
+    version=VERSION,
+    working_mb=150,  # Silero VAD (torch) and one decoded file
+    description="The device-day's recordings in the audio store: slot, key, size, "
+    "duration, sample rate, whether each decodes and where Silero VAD hears speech; "
+    "registered in `audio_files`, one row per file (pending for every stage, failed with "
+    "the reason for files that do not decode; of two files in one slot the later is "
+    "current, the earlier superseded).",
+)

@@ -5,13 +5,24 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import sqlalchemy as sa
 
 from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.emotion import LABEL_COLUMNS, EmotionSettings, classify_emotion
 from watchme_pipeline.resources.model_registry import LoadedModel
+from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, slot_row_columns
 from watchme_pipeline.slots import SLOTS
-from watchme_pipeline.stage_runner import ModelStage
-from watchme_pipeline.stages import EMOTION_SCORES
+from watchme_pipeline.stage import Stage
+
+emotion_superb = sa.Table("emotion_superb", metadata, *slot_row_columns(
+    *[sa.Column(c, sa.Float) for c in LABEL_COLUMNS.values()],
+    sa.Column("voiced_seconds", sa.Float)))
+
+emotion_opensmile_summary = sa.Table(
+    "emotion_opensmile_summary", metadata, *key_columns("device_id", "date"),
+    sa.Column("emotion_graph", JSON),
+    sa.Column("processed_at", UTCDateTime),
+)
 
 
 def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
@@ -33,7 +44,7 @@ def emotion_graph(rows: pd.DataFrame) -> list[dict]:
 
 
 def summarize(store, day, rows) -> dict:
-    store.replace_partition("emotion_opensmile_summary", day.device_id, day.date, [{
+    store.replace_partition(emotion_opensmile_summary.name, day.device_id, day.date, [{
         "device_id": day.device_id, "date": day.date, "emotion_graph": emotion_graph(rows),
         "processed_at": dt.datetime.now(dt.UTC),
     }])
@@ -42,8 +53,14 @@ def summarize(store, day, rows) -> dict:
     return {"slots_with_voice": int(voiced.sum())}
 
 
-emotion_scores_stage = ModelStage(
-    spec=EMOTION_SCORES,
+STAGE = Stage(
+    name="emotion_scores",
+    tables=(emotion_superb, emotion_opensmile_summary),
+    deps=("raw_audio",),
+    role="model",
+    kinds=frozenset({"pytorch"}),
+    model_kind="emotion",
+    status="emotion_features",
     model_settings=lambda settings: EmotionSettings(),
     compute=classify_slots,
     summarize=summarize,

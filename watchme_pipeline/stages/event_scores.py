@@ -5,12 +5,23 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import sqlalchemy as sa
 
 from watchme_pipeline.audio import DecodedAudio
 from watchme_pipeline.models.events import EventSettings, classify_events, daily_summary
 from watchme_pipeline.resources.model_registry import LoadedModel
-from watchme_pipeline.stage_runner import ModelStage
-from watchme_pipeline.stages import EVENT_SCORES
+from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, slot_row_columns
+from watchme_pipeline.stage import Stage
+
+behavior_yamnet = sa.Table("behavior_yamnet", metadata, *slot_row_columns(
+    sa.Column("events", JSON), sa.Column("top_events", JSON)))
+
+behavior_summary = sa.Table(
+    "behavior_summary", metadata, *key_columns("device_id", "date"),
+    sa.Column("summary_ranking", JSON),
+    sa.Column("time_blocks", JSON),
+    sa.Column("processed_at", UTCDateTime),
+)
 
 
 def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
@@ -22,15 +33,21 @@ def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
 def summarize(store, day, rows) -> dict:
     """The day's ranking → behavior_summary."""
     ranking, time_blocks = daily_summary(dict(zip(rows.time_block, rows.top_events)))
-    store.replace_partition("behavior_summary", day.device_id, day.date, [{
+    store.replace_partition(behavior_summary.name, day.device_id, day.date, [{
         "device_id": day.device_id, "date": day.date, "summary_ranking": ranking,
         "time_blocks": time_blocks, "processed_at": dt.datetime.now(dt.UTC),
     }])
     return {"top_events_of_day": dg.MetadataValue.json(ranking[:10])}
 
 
-event_scores_stage = ModelStage(
-    spec=EVENT_SCORES,
+STAGE = Stage(
+    name="event_scores",
+    tables=(behavior_yamnet, behavior_summary),
+    deps=("raw_audio",),
+    role="model",
+    kinds=frozenset({"pytorch"}),
+    model_kind="events",
+    status="behavior_features",
     model_settings=lambda settings: EventSettings(),
     compute=classify_slots,
     summarize=summarize,
