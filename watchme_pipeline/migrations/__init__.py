@@ -1,6 +1,7 @@
 """Versioned schema migrations, the one written form of the schema.
 
-The numbered ``NNNN_name.sql`` files beside this module are applied in order, on PostgreSQL /
+The numbered ``NNNN_name.sql`` files beside this module are applied in order (a new stage
+adds one: docs/architecture.md, "Add a stage"), on PostgreSQL /
 Supabase and on SQLite alike (they are plain SQL both accept), each in one transaction with its
 row in ``schema_migrations``; a file already recorded is not applied again. Concurrent
 migrators wait: PostgreSQL takes an advisory lock, SQLite ``BEGIN IMMEDIATE``. The SQLAlchemy
@@ -34,20 +35,22 @@ def statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def migrate(engine: sa.Engine) -> list[str]:
-    """Bring the database up to date; return what was applied (empty if nothing was)."""
+def migrate(engine: sa.Engine, files: list[Path] | None = None) -> list[str]:
+    """Bring the database up to date with ``files`` (default: ours, in order); return what
+    was applied (empty if nothing was)."""
+    files = migration_files() if files is None else files
     if engine.dialect.name == "postgresql":
-        return _migrate_postgresql(engine)
-    return _migrate_sqlite(engine)
+        return _migrate_postgresql(engine, files)
+    return _migrate_sqlite(engine, files)
 
 
-def _migrate_postgresql(engine: sa.Engine) -> list[str]:
+def _migrate_postgresql(engine: sa.Engine, files: list[Path]) -> list[str]:
     applied: list[str] = []
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         conn.exec_driver_sql(_LEDGER)
         done = set(conn.execute(sa.text("SELECT version FROM schema_migrations")).scalars())
-        for path in migration_files():
+        for path in files:
             if path.stem in done:
                 continue
             conn.exec_driver_sql(path.read_text(encoding="utf-8"))
@@ -57,7 +60,7 @@ def _migrate_postgresql(engine: sa.Engine) -> list[str]:
     return applied
 
 
-def _migrate_sqlite(engine: sa.Engine) -> list[str]:
+def _migrate_sqlite(engine: sa.Engine, files: list[Path]) -> list[str]:
     # pysqlite does not open transactions for DDL by itself: drive them by hand, so a file is
     # applied whole or not at all.
     applied: list[str] = []
@@ -75,7 +78,7 @@ def _migrate_sqlite(engine: sa.Engine) -> list[str]:
                 cur.executemany("INSERT INTO schema_migrations (version) VALUES (?)",
                                 [(v,) for v in _BEFORE_LEDGER])
             done = {r[0] for r in cur.execute("SELECT version FROM schema_migrations")}
-            for path in migration_files():
+            for path in files:
                 if path.stem in done:
                     continue
                 for statement in statements(path.read_text(encoding="utf-8")):
