@@ -12,7 +12,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def variables_table() -> str:
-    from watchme_pipeline.settings import VARIABLES
+    from watchme_pipeline.variables import VARIABLES
 
     lines = ["| variable | default | what it chooses |", "|---|---|---|"]
     lines += [f"| {v.name} | {v.default} | {v.what} |" for v in VARIABLES]
