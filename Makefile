@@ -1,5 +1,6 @@
 # Every target installs what it needs into .venv first (torch==2.13.0 CPU before the rest).
 VENV ?= .venv
+PORT ?= 3000
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
@@ -60,7 +61,7 @@ eval: weights voice
 sample: install
 	$(PY) -m watchme_pipeline sample
 
-# The Dagster UI on 127.0.0.1:3000 with the sample day present. Its dev command warns that
+# The Dagster UI on 127.0.0.1:$(PORT) (PORT=3000 unless given) with the sample day present. Its dev command warns that
 # `dg dev` supersedes it, but `dg dev` serves a dg project, not workspace.yaml: that one
 # warning is silenced, nothing else.
 dev: install
@@ -69,7 +70,7 @@ dev: install
 	  $(PY) -m watchme_pipeline export
 	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
 	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
-	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 clean:
 	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/schedules

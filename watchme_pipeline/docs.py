@@ -40,11 +40,11 @@ GENERATED = {"configuration.md": ("variables", variables_table),
 def render(page: str, text: str) -> str:
     """``text`` with its generated block replaced by what the code says now."""
     name, table = GENERATED[page]
-    pattern = re.compile(rf"(<!-- generated: {name} .*?-->\n).*?(\n<!-- end generated -->)",
+    pattern = re.compile(rf"(<!-- generated: {name}\b[^>]*-->).*?(<!-- end generated -->)",
                          re.S)
     if not pattern.search(text):
         raise ValueError(f"docs/{page}: no '<!-- generated: {name} -->' block")
-    return pattern.sub(lambda m: m.group(1) + table() + m.group(2), text)
+    return pattern.sub(lambda m: f"{m.group(1)}\n{table()}\n{m.group(2)}", text)
 
 
 def write_docs(docs: Path = DOCS) -> list[Path]:
