@@ -24,7 +24,7 @@ from watchme_pipeline.settings import load_deployment
 TZ = ZoneInfo("Asia/Tokyo")
 # 2025-07-19 10:00 in Tokyo: "yesterday" is 2025-07-18.
 NOW = dt.datetime(2025, 7, 19, 10, 0, tzinfo=TZ).astimezone(dt.UTC)
-POLICY = AlertPolicy(group_s=300, chart_deadline=dt.time(6, 0), silent_after_h=3,
+POLICY = AlertPolicy(window_s=300, chart_deadline=dt.time(6, 0), silent_after_h=3,
                      digest_at=dt.time(7, 0), ui_url="http://ui.example:3000")
 SECRET = "sup3r-s3cret-value"
 
@@ -197,7 +197,7 @@ def test_alert_settings_are_validated_and_secrets_stay_env_vars():
     deployment = load_deployment(env)
     assert SECRET not in repr(deployment) and "T0KEN" not in repr(deployment)
     assert deployment.alerts.policy.chart_deadline == dt.time(5, 30)
-    assert deployment.alerts.policy.group_s == 120 and deployment.alerts.policy.timezone == "UTC"
+    assert deployment.alerts.policy.window_s == 120 and deployment.alerts.policy.timezone == "UTC"
     channels = build_definitions(env).resources["alert_channels"]
     assert channels.channels() == ["email", "webhook"]
     assert channels.email_to == ["a@x.org", "b@x.org"]

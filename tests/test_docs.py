@@ -30,6 +30,15 @@ def test_every_variable_settings_reads_is_documented_and_no_other():
     assert read == documented
 
 
+@pytest.mark.parametrize("var", ["WATCHME_EVENT_RUNTIME", "WATCHME_EMOTION_RUNTIME"])
+def test_a_retired_option_stops_the_code_location_with_the_reason(var):
+    from watchme_pipeline.settings import load_deployment
+
+    with pytest.raises(ValueError, match=f"{var} is retired: .*ONNX Runtime"):
+        load_deployment({var: "onnxruntime"})
+    assert var not in {name for v in VARIABLES for name in v.names}
+
+
 def test_no_production_module_is_over_300_lines():
     long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 300}

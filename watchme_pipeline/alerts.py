@@ -35,7 +35,7 @@ class AlertPolicy:
     """When to tell someone, from the deployment (WATCHME_ALERT_*, README "Alerts")."""
 
     timezone: str = "Asia/Tokyo"
-    group_s: int = 300  # failures within this many seconds of the last alert go into one
+    window_s: int = 300  # failures within this many seconds of the last alert go into one
     chart_deadline: dt.time = dt.time(6, 0)  # yesterday's charts exist by then (local time)
     silent_after_h: float = 3.0  # a device that recorded yesterday and nothing for this long
     digest_at: dt.time = dt.time(7, 0)  # the daily digest, local time
@@ -94,7 +94,7 @@ def plan_failure_alert(state: FailureAlertState, failures: list[dict], now: dt.d
                        policy: AlertPolicy) -> tuple[Message | None, FailureAlertState]:
     """Take the failures recorded since the cursor; return the message to send now, if any.
 
-    The first failure after a quiet spell goes out at once; failures within ``group_s`` of the
+    The first failure after a quiet spell goes out at once; failures within ``window_s`` of the
     last alert wait and go out together, with their count, when the window ends.
     """
     seen = set(state.seen)
@@ -114,7 +114,7 @@ def plan_failure_alert(state: FailureAlertState, failures: list[dict], now: dt.d
     if not state.held_count:
         return None, state
     if state.last_sent and (now - dt.datetime.fromisoformat(state.last_sent)).total_seconds() \
-            < policy.group_s:
+            < policy.window_s:
         return None, state
     message = failure_message(state.held, state.held_count, policy)
     state.held, state.held_count, state.last_sent = [], 0, now.isoformat()
@@ -146,8 +146,8 @@ def failure_message(failures: list[dict], count: int, policy: AlertPolicy) -> Me
                        f"run failed: {record['partition'] or record['job_name']} "
                        f"({record['error_class']})",
                        "\n".join(_failure_lines(record, policy)))
-    lines = [f"{count} runs failed within {policy.group_s} s of each other "
-             f"(grouped: one message per {policy.group_s} s).", ""]
+    lines = [f"{count} runs failed within {policy.window_s} s of each other "
+             f"(grouped: one message per {policy.window_s} s).", ""]
     for record in failures:
         first = record["message"].splitlines()[0][:200] if record["message"] else ""
         lines.append(f"- {record['partition'] or '-'}: {record['steps'] or 'no step'}: "

@@ -80,8 +80,8 @@ class Stage:
     description: str
     version: str = "1"  # of the stage's own logic: part of its code version and row makers
     deps: tuple[str, ...] = ()  # the stages it reads
-    role: str = "slots"  # ingest, model, slots or aggregate: the asset's `stage` tag
-    kinds: frozenset[str] = frozenset({"python"})  # the catalog's kind tags (stores added)
+    role: str | None = None  # the asset's `stage` tag; None: model, slots or aggregate
+    kinds: frozenset[str] | None = None  # the catalog's kind tags; None: pytorch or python
     resources: frozenset[str] = frozenset({"result_store", "settings"})
     # Slot stages: (model or None, inputs by slot, model settings) -> row fields by slot.
     compute: Callable[[Any, dict[str, Any], Any], dict[str, dict]] | None = None
@@ -118,6 +118,19 @@ class Stage:
         if self.status is None:
             raise ValueError(f"{self.name} keeps no status per recording")
         return f"{self.status}_status"
+
+    @property
+    def tag(self) -> str:
+        """ingest, model, slots (a slot stage without a model) or aggregate (a day stage)."""
+        return self.role or ("model" if self.model_kind else
+                             "slots" if self.compute else "aggregate")
+
+    @property
+    def kind_tags(self) -> frozenset[str]:
+        """What the catalog shows it runs on (the stores it touches are added at build)."""
+        if self.kinds is not None:
+            return self.kinds
+        return frozenset({"pytorch" if self.model_kind else "python"})
 
     @property
     def reads_audio(self) -> bool:

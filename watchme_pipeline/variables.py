@@ -36,10 +36,6 @@ VARIABLES = (
              "models/catalog.py",
              "a model id or a local path"),
     Variable(("WATCHME_WHISPER_ENGINE",), "faster-whisper", "or openai-whisper"),
-    Variable(("WATCHME_EVENT_RUNTIME",), "pytorch", "or onnxruntime (AST exported once, checked "
-             "against PyTorch)"),
-    Variable(("WATCHME_EMOTION_RUNTIME",), "onnxruntime", "or pytorch (wav2vec2; ONNX Runtime "
-             "peaks ~800 MB a step against 1,200 on PyTorch)"),
     Variable(("WATCHME_QUANTIZE",), "(none)", "`events`: AST on ONNX Runtime int8, weights per "
              "channel (1.8x faster than PyTorch fp32)"),
     Variable(("WATCHME_MEMORY_MB", "WATCHME_MODEL_MEMORY_MB"), "2000", "what the run process "

@@ -26,14 +26,14 @@ def stage_asset(stage: Stage, partitions_def: dg.MultiPartitionsDefinition, code
     """The stage's asset: a thin wrapper that runs the stage for each device-day of the run."""
     run_day = stage.run_day or slot_stage_day(stage)
     timezone = partitions_def.get_partitions_def_for_dimension("date").timezone
-    kinds = set(stage.kinds) | {kind for key, kind in store_kinds.items()
+    kinds = set(stage.kind_tags) | {kind for key, kind in store_kinds.items()
                                 if key in stage.resources}
 
     @dg.asset(
         **asset_defaults(stage, partitions_def),
         deps=list(stage.deps),
         kinds=kinds,
-        tags={"stage": stage.role},
+        tags={"stage": stage.tag},
         required_resource_keys=set(stage.resource_keys),
         code_version=code_version,
         description=stage.description,

@@ -165,7 +165,7 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
 
     @_alert_sensor("failure_alerts", 10,
                    "Sends failed runs (recorded by record_failed_runs) to the alert channels: "
-                   f"the first at once, later ones within {policy.group_s} s grouped into one "
+                   f"the first at once, later ones within {policy.window_s} s grouped into one "
                    "message with their count.")
     def failure_alerts(context: dg.SensorEvaluationContext, result_store: ResultStore,
                        alert_channels: AlertChannels) -> dg.SensorResult:

@@ -124,7 +124,6 @@ STAGE = Stage(
     name="mood_chart",
     tables=(vibe_whisper_summary,),
     deps=("vibe_prompt",),
-    role="aggregate",
     # The chart image goes to the audio store beside the recordings.
     resources=frozenset({"audio_store", "result_store", "mood_scorer", "settings"}),
     run_day=chart_of_day,

@@ -66,9 +66,9 @@ def status_names() -> tuple[str, ...]:
                  if c.name.endswith("_status"))
 
 
-def check_status(stage: str, status: str) -> None:
-    if stage not in status_names() or status not in STATUSES:
-        raise ValueError(f"unknown stage/status {stage!r}/{status!r}")
+def check_status(status_name: str, status: str) -> None:
+    if status_name not in status_names() or status not in STATUSES:
+        raise ValueError(f"unknown stage/status {status_name!r}/{status!r}")
 
 
 VERSION = f"1|{VadSettings()!r}"  # what it registers, the speech segments included
@@ -168,14 +168,14 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
     # the superseded column, through result_store.current_recordings).
     states = result_store.recordings(day.device_id, day.date).set_index("file_path")
     bad = df[~df.decodes & ~df.superseded]
-    for stage in status_names():
-        result_store.set_status(day.device_id, df[df.superseded].key, stage, "superseded")
+    for name in status_names():
+        result_store.set_status(day.device_id, df[df.superseded].key, name, "superseded")
         # A recording current again (the later one was deleted) is pending again.
         back = [k for k in df[~df.superseded].key
-                if states.loc[k, f"{stage}_status"] == "superseded"]
-        result_store.set_status(day.device_id, back, stage, "pending")
+                if states.loc[k, f"{name}_status"] == "superseded"]
+        result_store.set_status(day.device_id, back, name, "pending")
         for r in bad.itertuples():
-            result_store.set_status(day.device_id, [r.key], stage, "failed", r.error)
+            result_store.set_status(day.device_id, [r.key], name, "failed", r.error)
     for key, reason in skipped.items():
         log.warning(f"skipped key {key}: {reason}")
     for r in bad.itertuples():

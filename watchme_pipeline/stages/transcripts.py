@@ -35,8 +35,6 @@ STAGE = Stage(
     name="transcripts",
     tables=(vibe_whisper,),
     deps=("raw_audio",),
-    role="model",
-    kinds=frozenset({"pytorch"}),
     model_kind="whisper",
     status="transcriptions",
     # The VAD (run by raw_audio) decides what Whisper hears: its settings count too.

@@ -96,7 +96,6 @@ STAGE = Stage(
     name="vibe_prompt",
     tables=(vibe_whisper_prompt,),
     deps=("raw_audio", "transcripts", "event_scores", "emotion_scores"),
-    role="aggregate",
     run_day=prompt_day,
     automatic=True,
     version=PROMPT_VERSION,

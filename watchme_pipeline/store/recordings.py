@@ -43,15 +43,16 @@ class RecordingLedger(StageRows):
             {k: v for k, v in {**r, "updated_at": now}.items() if k in (*keys, *FACT_COLUMNS)}
             for r in rows], update=FACT_COLUMNS)
 
-    def set_status(self, device_id: str, file_paths: Iterable[str], stage: str,
+    def set_status(self, device_id: str, file_paths: Iterable[str], status_name: str,
                    status: str, error: str | None = None) -> None:
-        """Set ``{stage}_status`` of these recordings (audio_files is keyed by file)."""
+        """Set a stage's status (``audio_files.{status_name}_status``, ``Stage.status``) of
+        these recordings (audio_files is keyed by file)."""
         ledger = _ledger()
-        ledger.check_status(stage, status)
+        ledger.check_status(status_name, status)
         paths = list(file_paths)
         if not paths:
             return
-        values: dict = {f"{stage}_status": status, "updated_at": dt.datetime.now(dt.UTC)}
+        values: dict = {f"{status_name}_status": status, "updated_at": dt.datetime.now(dt.UTC)}
         if status == "failed":
             values["error"] = error
         where = [("eq", "device_id", device_id), ("in", "file_path", paths)]
