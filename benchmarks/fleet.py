@@ -140,9 +140,11 @@ def group_mode(s3, s3_resource: S3Resource, endpoint: str, new: list[str], body:
                tmp: Path, run_delay_s: int, groups: int = 10) -> None:
     """The same day's uploads with WATCHME_DEVICE_GROUPS: one run per group and date, and one
     of them executed (raw_audio through Dagster, its run config as the sensor wrote it)."""
-    from watchme_pipeline.assets.raw_audio import raw_audio_asset
-
+    from watchme_pipeline.assets import build_assets
+    from watchme_pipeline.resources import ModelRegistry
     from watchme_pipeline.settings import PipelineSettings, launch_settings
+    from watchme_pipeline.stage import Makers
+    from watchme_pipeline.stages import raw_audio
 
     grouped = build_partitions("Asia/Tokyo", "2025-01-01", groups)
     bucket = "fleet-groups"
@@ -162,7 +164,8 @@ def group_mode(s3, s3_resource: S3Resource, endpoint: str, new: list[str], body:
         audio = S3AudioStore(bucket=bucket, prefix="watchme", s3=s3_resource)
         t0 = time.perf_counter()
         result = dg.materialize(
-            [raw_audio_asset(grouped)], partition_key=request.partition_key,
+            build_assets(grouped, Makers(ModelRegistry(), PipelineSettings(), "local"),
+                         (raw_audio.STAGE,)), partition_key=request.partition_key,
             run_config=request.run_config, instance=instance,
             resources={"audio_store": audio, "result_store": store,
                        "settings": launch_settings(PipelineSettings())})
@@ -281,9 +284,8 @@ def main() -> None:
         group_mode(s3, s3_resource, endpoint, new, body, tmp, args.run_delay_s, args.groups)
 
         # One requested device-day through raw_audio: its rows are the uploads, once each.
-        from watchme_pipeline.assets.raw_audio import find_recordings
-
         from watchme_pipeline.partitions import DeviceDay
+        from watchme_pipeline.stages.raw_audio import find_recordings
 
         day = DeviceDay(devices[0], today)
         results = SqlResultStore(database_url=f"sqlite:///{tmp / 'run.db'}")

@@ -167,14 +167,13 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
     import tempfile
     from zoneinfo import ZoneInfo
 
-    from watchme_pipeline.assets.raw_audio import find_recordings
-
-    from watchme_pipeline.assets import MODEL_STAGES
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
     from watchme_pipeline.resources.model_registry import ModelBudgetError
     from watchme_pipeline.settings import PipelineSettings
-    from watchme_pipeline.stage_runner import run_model_stage
+    from watchme_pipeline.stage_runner import run_slot_stage
+    from watchme_pipeline.stages import model_stages
+    from watchme_pipeline.stages.raw_audio import find_recordings
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="bench-day-"))
     store = LocalAudioStore(root=str(tmp / "audio"))
@@ -197,20 +196,20 @@ def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seco
     batches = {}
     refused: dict[str, dict] = {}  # stages the limit refused: figures, not a traceback
     estimated: dict[str, float] = {}  # what the registry expects the process to reach
-    for stage in MODEL_STAGES:
-        if stage.spec.asset not in steps:
+    for stage in model_stages():
+        if stage.name not in steps:
             continue
-        estimated[stage.spec.asset] = round(registry.held_mb() + registry.need_mb(stage.kind))
+        estimated[stage.name] = round(registry.held_mb() + registry.need_mb(stage.model_kind))
         t0 = time.perf_counter()
         try:
-            outcome = run_model_stage(stage, day, audio_store=store, result_store=results,
-                                      registry=registry, settings=settings, log=log)
+            outcome = run_slot_stage(stage, day, audio_store=store, result_store=results,
+                                     registry=registry, settings=settings, log=log)
         except ModelBudgetError as exc:
-            refused[stage.spec.asset] = exc.figures
+            refused[stage.name] = exc.figures
             continue
-        stages[stage.spec.asset] = time.perf_counter() - t0
-        batches[stage.spec.asset] = outcome.batch_size
-        rss_after[stage.spec.asset] = round(peak_rss_mb())
+        stages[stage.name] = time.perf_counter() - t0
+        batches[stage.name] = outcome.batch_size
+        rss_after[stage.name] = round(peak_rss_mb())
     audio_min = slots * seconds / 60
     return {"stages": stages, "raw_audio_s": raw_audio_s, "audio_min": audio_min,
             "peak_rss_mb": peak_rss_mb(), "peak_rss_after": rss_after, "batch_sizes": batches,

@@ -15,7 +15,7 @@ from pg import PostgresCluster  # noqa: E402
 
 from watchme_pipeline.resources import SqlResultStore  # noqa: E402
 from watchme_pipeline.slots import SLOTS  # noqa: E402
-from watchme_pipeline.stages import STATUS_NAMES as STAGES  # noqa: E402
+from watchme_pipeline.stages.raw_audio import status_names  # noqa: E402
 
 NOW = dt.datetime(2025, 7, 18, tzinfo=dt.UTC)
 
@@ -29,7 +29,7 @@ def write_day(store: SqlResultStore, device: str, date: str) -> int:
                    "sample_rate": 16000, "decodes": True} for i, s in enumerate(SLOTS)]
     store.register_recordings(recordings)
     at = [r["file_path"] for r in recordings]
-    for stage in STAGES:
+    for stage in status_names():
         store.set_status(device, at, stage, "processing")
     events = [{"time": round(w * 10.24, 2), "events": [{"label": "Speech", "score": 0.9}] * 5}
               for w in range(6)]
@@ -45,7 +45,7 @@ def write_day(store: SqlResultStore, device: str, date: str) -> int:
     }
     for name, rows in tables.items():
         store.replace_partition(name, device, date, rows)
-    for stage in STAGES:
+    for stage in status_names():
         store.set_status(device, at, stage, "completed")
     return len(recordings) * 7 + sum(len(r) for r in tables.values())
 

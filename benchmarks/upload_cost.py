@@ -37,14 +37,14 @@ def child(workdir: str, devices: list[str]) -> None:
     from zoneinfo import ZoneInfo
 
     from models import build_standard_models, make_registry
-    from watchme_pipeline.assets.raw_audio import find_recordings
 
-    from watchme_pipeline.assets import MODEL_STAGES
     from watchme_pipeline.models.catalog import DEFAULT_EVENT_RUNTIME, DEFAULT_WHISPER_ENGINE
     from watchme_pipeline.partitions import DeviceDay
     from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
     from watchme_pipeline.settings import PipelineSettings
-    from watchme_pipeline.stage_runner import run_model_stage
+    from watchme_pipeline.stage_runner import run_slot_stage
+    from watchme_pipeline.stages import model_stages
+    from watchme_pipeline.stages.raw_audio import find_recordings
 
     store = LocalAudioStore(root=f"{workdir}/audio")
     results = SqlResultStore(database_url=f"sqlite:///{workdir}/results.db")
@@ -55,9 +55,9 @@ def child(workdir: str, devices: list[str]) -> None:
     for day in days:
         find_recordings(store, results, day, ZoneInfo("Asia/Tokyo"), log)
     processed = 0
-    for stage in MODEL_STAGES:
+    for stage in model_stages():
         for day in days:
-            outcome = run_model_stage(stage, day, audio_store=store, result_store=results,
+            outcome = run_slot_stage(stage, day, audio_store=store, result_store=results,
                                       registry=registry, settings=settings, log=log)
             processed += outcome.figures()["slots_processed"]
     print(json.dumps({"processed": processed}))
