@@ -23,6 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from report import write_page  # noqa: E402
+
 from watchme_pipeline.models.catalog import (  # noqa: E402
     DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
@@ -476,6 +478,7 @@ def main() -> None:
             latest.update(result["stages"] if mode == "gate" else {f"only_{mode}": result})
         (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
         print(json.dumps(latest, indent=2))
+        write_page("performance.md")
         return
     export_onnx(build_standard_models())
     one = steps_in_processes(args)  # one model resident at a time: a process per step
@@ -544,6 +547,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    write_page("performance.md")  # docs/performance.md from what was just measured
     print("\n| stage | ours s/audio-min | floor | naive |\n|---|---|---|---|")
     for name, st in result["stages"].items():
         print(f"| {name} | {st['s_per_audio_min']} | {st['floor_s_per_audio_min']} | "

@@ -136,6 +136,9 @@ def main() -> None:
         "run_overhead_wall_s": round(per_run[1] - figures["a batch run (one device-day)"][1], 1),
         "run_overhead_cpu_s": round(per_run[0] - batch, 1),
     }, indent=1) + "\n")
+    from report import write_page
+
+    write_page("performance.md")  # its upload-cost table
     print("| how the uploads arrive | CPU s per upload | wall s per upload | x batch CPU |")
     print("|---|---|---|---|")
     for label, (cpu, wall) in figures.items():

@@ -22,6 +22,18 @@ def test_generated_tables_in_docs_match_the_code(page):
         f"docs/{page} differs from the code: run `python -m watchme_pipeline docs`")
 
 
+@pytest.mark.parametrize("page", ["accuracy.md", "performance.md", "reliability.md"])
+def test_measured_pages_are_what_the_benchmarks_results_say(page):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report
+
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    assert report.render(page, text) == text, (
+        f"docs/{page} differs from benchmarks/results: run `python benchmarks/report.py`")
+
+
 def test_every_variable_settings_reads_is_documented_and_no_other():
     source = (PACKAGE / "settings.py").read_text(encoding="utf-8")
     read = set(re.findall(r'(?:env\.get\(|env\[|_number\(env, )"([A-Z0-9_]+)"', source))

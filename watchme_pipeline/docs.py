@@ -37,14 +37,20 @@ GENERATED = {"configuration.md": ("variables", variables_table),
              "architecture.md": ("stages", stages_table)}
 
 
+def replace_block(text: str, name: str, content: str, where: str) -> str:
+    """``text`` with the block between ``<!-- generated: {name} … -->`` and
+    ``<!-- end generated -->`` replaced by ``content``."""
+    pattern = re.compile(rf"(<!-- generated: {re.escape(name)}\b[^>]*-->).*?"
+                         r"(<!-- end generated -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{where}: no '<!-- generated: {name} -->' block")
+    return pattern.sub(lambda m: f"{m.group(1)}\n{content}\n{m.group(2)}", text, count=1)
+
+
 def render(page: str, text: str) -> str:
     """``text`` with its generated block replaced by what the code says now."""
     name, table = GENERATED[page]
-    pattern = re.compile(rf"(<!-- generated: {name}\b[^>]*-->).*?(<!-- end generated -->)",
-                         re.S)
-    if not pattern.search(text):
-        raise ValueError(f"docs/{page}: no '<!-- generated: {name} -->' block")
-    return pattern.sub(lambda m: f"{m.group(1)}\n{table()}\n{m.group(2)}", text)
+    return replace_block(text, name, table(), f"docs/{page}")
 
 
 def write_docs(docs: Path = DOCS) -> list[Path]:
