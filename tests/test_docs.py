@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from watchme_pipeline import docs, schema
+from watchme_pipeline.models.kinds import MODEL_KINDS
 from watchme_pipeline.stages import STAGES
 from watchme_pipeline.variables import VARIABLES
 
@@ -38,6 +39,7 @@ def test_every_variable_settings_reads_is_documented_and_no_other():
     source = (PACKAGE / "settings.py").read_text(encoding="utf-8")
     read = set(re.findall(r'(?:env\.get\(|env\[|_number\(env, )"([A-Z0-9_]+)"', source))
     read -= {"AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"}  # older names, read as fallbacks
+    read |= {k.variable for k in MODEL_KINDS.values()}  # read through the kinds' table
     documented = {name for v in VARIABLES for name in v.names}
     assert read == documented
 

@@ -28,10 +28,10 @@ from watchme_pipeline.alerts import AlertPolicy, parse_clock
 from watchme_pipeline.models.catalog import (
     DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
-    DEFAULT_MODELS,
     DEFAULT_WHISPER_ENGINE,
     ModelChoice,
 )
+from watchme_pipeline.models.kinds import MODEL_KINDS
 from watchme_pipeline.partitions import MAX_DEVICE_GROUPS
 
 DEFAULT_MEMORY_MB = 2000
@@ -130,8 +130,7 @@ class PipelineSettings(dg.ConfigurableResource):
         return None if self.language == "auto" else self.language
 
     def batch_size(self, kind: str) -> int:
-        return {"whisper": self.whisper_batch_size, "events": self.event_batch_size,
-                "emotion": self.emotion_batch_size}[kind]
+        return getattr(self, MODEL_KINDS[kind].batch_setting)
 
 
 def memory_limit_mb(env: Mapping[str, str]) -> int:
@@ -226,9 +225,8 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
         start_date=env.get("WATCHME_START_DATE") or "2025-01-01",
         models=ModelChoice(
             profile=env.get("WATCHME_MODEL_PROFILE") or "standard",
-            whisper_model=env.get("WATCHME_WHISPER_MODEL") or DEFAULT_MODELS["whisper"],
-            event_model=env.get("WATCHME_EVENT_MODEL") or DEFAULT_MODELS["events"],
-            emotion_model=env.get("WATCHME_EMOTION_MODEL") or DEFAULT_MODELS["emotion"],
+            **{k.choice_field: env.get(k.variable) or k.default_model
+               for k in MODEL_KINDS.values()},
             whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
             event_runtime=DEFAULT_EVENT_RUNTIME,
             quantize=env.get("WATCHME_QUANTIZE", ""),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchme_pipeline.models.kinds import MODEL_KINDS
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -32,8 +34,7 @@ VARIABLES = (
     Variable(("WATCHME_START_DATE",), "2025-01-01", "the first daily partition"),
     Variable(("WATCHME_MODEL_PROFILE",), "standard", "standard checkpoints by id, or tiny "
              "random-weight models (the CLI picks tiny where no real weights can be had)"),
-    Variable(("WATCHME_WHISPER_MODEL", "WATCHME_EVENT_MODEL", "WATCHME_EMOTION_MODEL"),
-             "models/catalog.py",
+    Variable(tuple(k.variable for k in MODEL_KINDS.values()), "models/kinds.py",
              "a model id or a local path"),
     Variable(("WATCHME_WHISPER_ENGINE",), "faster-whisper", "or openai-whisper"),
     Variable(("WATCHME_QUANTIZE",), "(none)", "`events`: AST on ONNX Runtime int8, weights per "

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("whisper", "events", "emotion")
+from watchme_pipeline.models.kinds import MODEL_KINDS
+
+KINDS = tuple(MODEL_KINDS)
 PROFILES = ("standard", "tiny")  # tiny: random-weight stand-ins with the real architectures
-DEFAULT_MODELS = {
-    "whisper": "base",
-    "events": "MIT/ast-finetuned-audioset-10-10-0.4593",
-    "emotion": "superb/wav2vec2-base-superb-er",
-}
+DEFAULT_MODELS = {k.name: k.default_model for k in MODEL_KINDS.values()}
 # Whisper engines behind one interface (models/transcribe.py). The default is the one
 # `make eval` measured, with the real weights, as the more accurate on Japanese (README,
 # Accuracy); openai-whisper decodes batches greedily.
@@ -73,8 +71,7 @@ class ModelChoice:
         """The id or local path configured for ``kind``."""
         if kind not in KINDS:
             raise ModelConfigError(f"unknown model kind {kind!r}; expected one of {KINDS}")
-        return {"whisper": self.whisper_model, "events": self.event_model,
-                "emotion": self.emotion_model}[kind]
+        return getattr(self, MODEL_KINDS[kind].choice_field)
 
     def ct2(self, kind: str) -> bool:
         """Whisper on the faster-whisper engine: a CTranslate2 model, not a torch one."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from watchme_pipeline.models.catalog import ModelChoice
+from watchme_pipeline.models.kinds import MODEL_KINDS
 from watchme_pipeline.models.tiny import TINY_BUILDERS
 from watchme_pipeline.models.weights import cached_whisper_base
 
@@ -34,7 +35,8 @@ def resolve_source(choice: ModelChoice, kind: str, cache_dir: Path) -> str:
     if real is not None:
         return real
     if choice.profile == "tiny":
-        return str(TINY_BUILDERS["whisper-ct2" if choice.ct2(kind) else kind](cache_dir))
+        builder = "whisper-ct2" if choice.ct2(kind) else MODEL_KINDS[kind].tiny_builder
+        return str(TINY_BUILDERS[builder](cache_dir))
     return configured
 
 

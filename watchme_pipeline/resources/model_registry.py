@@ -35,6 +35,7 @@ from watchme_pipeline.models.catalog import (
     ModelChoice,
 )
 from watchme_pipeline.models.identity import checkpoint_hash, weights_mb
+from watchme_pipeline.models.kinds import MODEL_KINDS
 from watchme_pipeline.models.loaders import export_rejected, load_model, onnx_cached
 from watchme_pipeline.models.sources import is_stand_in, resolve_source
 from watchme_pipeline.settings import Deployment
@@ -42,24 +43,14 @@ from watchme_pipeline.stage import NotRetried
 
 log = logging.getLogger(__name__)
 
-# Measured in `make bench` (a process per step, benchmarks/results/latest.json): what a step's
-# peak RSS adds over the weights. The first load of a kind imports its runtime (transformers'
-# modeling code pulls in torch._dynamo and torch.distributed; faster-whisper brings
-# CTranslate2, tokenizers and PyAV); one batch item's activations on CPU, fp32: a 30 s
-# Whisper window, a 10.24 s AST window, a 5 s wav2vec2 chunk. AST's includes what glibc keeps
-# of freed tensors: its step peaked at 1,038-1,153 MB from run to run.
-RUNTIME_MB = {"whisper": 200, "events": 330, "emotion": 250}
-RUNTIME_MODULES = {"whisper": "ctranslate2", "events": "transformers.modeling_utils",
-                   "emotion": "transformers.modeling_utils"}
-ACTIVATION_MB = {"whisper": 170, "events": 310, "emotion": 350}
-ONNXRUNTIME_MB = 60
-# The first load without a cached ONNX export exports it in the step: the PyTorch model, the
-# traced program and the ONNX proto are held at once. Measured peaks over the weights: AST
-# ~3x, wav2vec2 (dynamic in time) 6.5x (2.76 GB for wav2vec2-base). `python -m
-# watchme_pipeline export` does it ahead, once, outside the steps.
-EXPORT_FACTOR = {"events": 3.0, "emotion": 6.5}
-# Largest batches worth having on CPU (measured: AST and wav2vec2 gain nothing from more).
-MAX_BATCH = {"whisper": 4, "events": 1, "emotion": 1}
+# What each kind costs beyond its weights, its ONNX export's peak and its largest useful
+# batch: declared with the kind (models/kinds.py).
+RUNTIME_MB = {k.name: k.runtime_mb for k in MODEL_KINDS.values()}
+RUNTIME_MODULES = {k.name: k.runtime_module for k in MODEL_KINDS.values()}
+ACTIVATION_MB = {k.name: k.activation_mb for k in MODEL_KINDS.values()}
+EXPORT_FACTOR = {k.name: k.export_factor for k in MODEL_KINDS.values() if k.export_factor}
+MAX_BATCH = {k.name: k.max_batch for k in MODEL_KINDS.values()}
+ONNXRUNTIME_MB = 60  # importing ONNX Runtime itself (make bench)
 
 
 def standard_need_mb(kind: str) -> float:
@@ -129,8 +120,8 @@ class ModelRegistry(dg.ConfigurableResource):
     @property
     def choice(self) -> ModelChoice:
         """The configured models, validated (a bad value raises, naming its variable)."""
-        return ModelChoice(profile=self.profile, whisper_model=self.whisper_model,
-                           event_model=self.event_model, emotion_model=self.emotion_model,
+        models = {k.choice_field: getattr(self, k.choice_field) for k in MODEL_KINDS.values()}
+        return ModelChoice(profile=self.profile, **models,
                            whisper_engine=self.whisper_engine,
                            whisper_compute_type=self.whisper_compute_type,
                            event_runtime=self.event_runtime, quantize=self.quantize,
@@ -280,8 +271,8 @@ def model_registry_for(deployment: Deployment) -> ModelRegistry:
     models = deployment.models
     return ModelRegistry(
         profile=models.profile, cache_dir=str(deployment.model_cache),
-        whisper_model=models.whisper_model, event_model=models.event_model,
-        emotion_model=models.emotion_model, whisper_engine=models.whisper_engine,
+        **{k.choice_field: models.configured(k.name) for k in MODEL_KINDS.values()},
+        whisper_engine=models.whisper_engine,
         event_runtime=models.event_runtime, quantize=models.quantize,
         emotion_runtime=models.emotion_runtime,
     )

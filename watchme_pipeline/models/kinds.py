@@ -1,0 +1,60 @@
+"""Every model kind, declared once: its default checkpoint, the variable and the fields that
+choose it, what it costs in memory beyond its weights (measured by `make bench`), its largest
+useful batch, and its tiny random-weight builder. The catalog, the registry, the settings and
+the variables table derive what they need from ``MODEL_KINDS``.
+
+Adding a kind (say, laughter): one ``ModelKind`` here, a field on ``catalog.ModelChoice`` and
+``ModelRegistry`` named by ``choice_field``, a batch field on ``PipelineSettings`` named by
+``batch_setting``, its loader branch where its architecture is new (``loaders.py``) and its
+tiny builder (``tiny.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str  # the registry's kind, as stages name it (Stage.model_kind)
+    default_model: str  # a hub id or a Whisper size
+    variable: str  # the environment variable that chooses it
+    choice_field: str  # its field on ModelChoice and ModelRegistry
+    batch_setting: str  # its field on PipelineSettings
+    # What a step's peak RSS adds over the weights (make bench, a process per step): importing
+    # its runtime the first time (``runtime_module`` tells whether it is imported yet), and one
+    # batch item's activations on CPU, fp32.
+    runtime_mb: int
+    runtime_module: str
+    activation_mb: int
+    max_batch: int  # the largest batch worth having on CPU (measured)
+    tiny_builder: str  # its key in tiny.TINY_BUILDERS
+    # Exporting it to ONNX holds the PyTorch model, the trace and the proto at once: the peak
+    # over the weights. None: it never runs on ONNX Runtime.
+    export_factor: float | None = None
+
+
+WHISPER = ModelKind(
+    name="whisper", default_model="base", variable="WATCHME_WHISPER_MODEL",
+    choice_field="whisper_model", batch_setting="whisper_batch_size",
+    # faster-whisper brings CTranslate2, tokenizers and PyAV; one 30 s window.
+    runtime_mb=200, runtime_module="ctranslate2", activation_mb=170, max_batch=4,
+    tiny_builder="whisper")
+EVENTS = ModelKind(
+    name="events", default_model="MIT/ast-finetuned-audioset-10-10-0.4593",
+    variable="WATCHME_EVENT_MODEL", choice_field="event_model",
+    batch_setting="event_batch_size",
+    # transformers' modeling code pulls in torch._dynamo and torch.distributed; one 10.24 s
+    # window; its activations include what glibc keeps of freed tensors (the step peaked at
+    # 1,038-1,153 MB from run to run).
+    runtime_mb=330, runtime_module="transformers.modeling_utils", activation_mb=310,
+    max_batch=1, tiny_builder="events", export_factor=3.0)
+EMOTION = ModelKind(
+    name="emotion", default_model="superb/wav2vec2-base-superb-er",
+    variable="WATCHME_EMOTION_MODEL", choice_field="emotion_model",
+    batch_setting="emotion_batch_size",
+    # one 5 s chunk; wav2vec2 is dynamic in time, so its export peaks at 6.5x its weights.
+    runtime_mb=250, runtime_module="transformers.modeling_utils", activation_mb=350,
+    max_batch=1, tiny_builder="emotion", export_factor=6.5)
+
+MODEL_KINDS: dict[str, ModelKind] = {k.name: k for k in (WHISPER, EVENTS, EMOTION)}
