@@ -36,6 +36,7 @@ from watchme_pipeline.sample_data import write_sample_day
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import parse_key
 from watchme_pipeline.stage import Makers
+from watchme_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATE = "2025-07-18"
@@ -49,8 +50,8 @@ SHARED_PROCESS_MEMORY_MB = 16_000
 ALL_ASSETS = build_assets(build_partitions("Asia/Tokyo", "2025-01-01"),
                           Makers(ModelRegistry(profile="tiny"), PipelineSettings(),
                                  LocalMoodScorer().name()))
-RESULT_TABLES = ["vibe_whisper", "behavior_yamnet", "emotion_superb", "behavior_summary",
-                 "emotion_opensmile_summary", "vibe_whisper_prompt", "vibe_whisper_summary"]
+# Every stage's tables but the recordings' ledger (checked on its own), from the list.
+RESULT_TABLES = [t.name for s in STAGES[1:] for t in s.tables]
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "aws-secret-FAKE-9f8e7d", "OPENAI_API_KEY": "sk-FAKE-42xyz",
            "SUPABASE_KEY": "supabase-FAKE-key-77", "DB_PASSWORD": "pg-FAKE-pass-31"}
 
@@ -411,16 +412,18 @@ def pg_cut_mid_write(root: Path, models: Path, days: int, cluster: PostgresClust
 KILL_SCRIPT = """
 import dagster as dg, os, signal
 from watchme_pipeline.definitions import device_day_job_from_env
-from watchme_pipeline.resources import result_store as rs
+from watchme_pipeline.store import gateway
 targets = set(filter(None, os.environ.get("KILL_TABLES", "").split(",")))
-upsert = rs.SqlResultStore._upsert
-def dying(self, conn, table, rows, *args, **kwargs):
-    upsert(self, conn, table, rows, *args, **kwargs)
-    if table.name in targets and rows:
+upsert = gateway.SqlGateway.upsert
+def dying(self, table, rows, *args, **kwargs):
+    if not (table.name in targets and rows):
+        return upsert(self, table, rows, *args, **kwargs)
+    with self.atomic():  # killed after the statement, before its transaction commits
+        upsert(self, table, rows, *args, **kwargs)
         with open(os.environ["KILL_MARK"], "a") as mark:
             mark.write(table.name + "\\n")
         os.kill(os.getpid(), signal.SIGKILL)
-rs.SqlResultStore._upsert = dying
+gateway.SqlGateway.upsert = dying
 instance = dg.DagsterInstance.get()
 device, partition = os.environ["KILL_DEVICE"], os.environ["KILL_PARTITION"]
 instance.add_dynamic_partitions("devices", [device])
@@ -433,9 +436,7 @@ dg.execute_job(
 """
 
 # Each asset and the table it writes: the kill lands in the middle of every one of them.
-KILL_POINTS = {"audio_files": "raw_audio", "vibe_whisper": "transcripts",
-               "behavior_yamnet": "event_scores", "emotion_superb": "emotion_scores",
-               "vibe_whisper_prompt": "vibe_prompt", "vibe_whisper_summary": "mood_chart"}
+KILL_POINTS = {s.table.name: s.name for s in STAGES}
 
 
 def sigkill(root: Path, models: Path, days: int) -> Outcome:

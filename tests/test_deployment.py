@@ -21,6 +21,7 @@ from dagster_k8s.job import (
 from watchme_pipeline.definitions import defs, device_day_job_from_env
 from watchme_pipeline.deployment import K8S_EXECUTOR_CONFIG, POD_MEMORY, executor_for
 from watchme_pipeline.settings import load_deployment
+from watchme_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,8 +104,7 @@ def test_the_k8s_extra_pins_the_dagster_k8s_that_matches_dagster():
     assert major == "1" and pinned == f"0.{int(minor) + 16}.{patch}"
 
 
-TABLES = ["audio_files", "vibe_whisper", "behavior_yamnet", "emotion_superb",
-          "vibe_whisper_prompt", "vibe_whisper_summary"]
+TABLES = [s.table.name for s in STAGES]  # each stage's rows
 
 
 def rows(store, date):
