@@ -4,30 +4,30 @@ raw_audio → transcripts, event_scores, emotion_scores → vibe_prompt → mood
 
 Each module declares one stage (``STAGE``) with its tables; the assets, the job, the checks,
 the pods' memory, the CLI's summary and the docs' stage table are derived from ``STAGES``.
-Adding a stage is a module, its migration, its test and one line here
-(docs/architecture.md, "Add a stage").
+Adding a stage is a module, its migration, its test and one line here: its module's name in
+``STAGE_MODULES`` (docs/architecture.md, "Add a stage").
 """
 
 from __future__ import annotations
 
-from watchme_pipeline.stage import Stage
-from watchme_pipeline.stages import (
-    emotion_scores,
-    event_scores,
-    mood_chart,
-    raw_audio,
-    transcripts,
-    vibe_prompt,
-)
+import importlib
 
-STAGES: tuple[Stage, ...] = (
-    raw_audio.STAGE,
-    transcripts.STAGE,
-    event_scores.STAGE,
-    emotion_scores.STAGE,
-    vibe_prompt.STAGE,
-    mood_chart.STAGE,
+from watchme_pipeline.stage import Stage
+
+# The graph, in lineage order: each name is a module of this package that declares ``STAGE``.
+STAGE_MODULES = (
+    "raw_audio",
+    "transcripts",
+    "event_scores",
+    "emotion_scores",
+    "vibe_prompt",
+    "mood_chart",
 )
+STAGES: tuple[Stage, ...] = tuple(importlib.import_module(f"{__name__}.{name}").STAGE
+                                  for name in STAGE_MODULES)
+
+from watchme_pipeline.stages import raw_audio  # noqa: E402  (loaded above)
+
 raw_audio.add_status_columns(STAGES)
 
 
