@@ -55,7 +55,7 @@ def test_settings_come_from_the_environment_given_and_can_change_per_run(tmp_pat
             "event_batch_size", "emotion_batch_size"} <= set(fields.fields)
     # Every asset says what makes its results; the model stages name their model.
     versions = {a.key.to_user_string(): a.code_versions_by_key[a.key] for a in built.assets}
-    assert all(versions.values()) and len(versions) == 6
+    assert all(versions.values()) and len(versions) == len(STAGES)
     assert "tiny-whisper+faster-whisper-int8" in versions["transcripts"]
     assert " tiny-events " in versions["event_scores"]  # PyTorch: no runtime suffix
     assert "language='en'" in versions["transcripts"]

@@ -62,8 +62,8 @@ def test_no_production_module_is_over_300_lines():
 def test_a_stage_table_is_named_only_in_its_module_and_the_migrations():
     owners = {t.name: PACKAGE / "stages" / f"{s.name}.py" for s in STAGES for t in s.tables}
     for path in PACKAGE.rglob("*.py"):
-        if path.parent.name == "migrations":
-            continue
+        if path.parent.name == "migrations" or path == PACKAGE / "stages" / "__init__.py":
+            continue  # the SQL itself; the list of stage modules (a module may share its name)
         text = path.read_text(encoding="utf-8")
         for name, owner in owners.items():
             if path != owner:

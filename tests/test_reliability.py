@@ -6,6 +6,8 @@ import os
 import pytest
 from reliability import run_campaign, table
 
+from watchme_pipeline.stages import STAGES
+
 
 @pytest.fixture(scope="module")
 def outcomes(tiny_models, postgres):
@@ -26,7 +28,7 @@ SCENARIOS = ["S3 resets, 503s, cut reads", "S3 stalled reads, time-out",
 
 # Every injection of these landed: one kill in each of the six assets, one at each of
 # Dagster's sensor crash points, a stalled request and a stalled body.
-EXPECTED_INJECTIONS = {"SIGKILL in each asset, re-execution": 6,
+EXPECTED_INJECTIONS = {"SIGKILL in each asset, re-execution": len(STAGES),
                        # 2 device-days x 38 notifications, each sent twice, and the kill
                        "S3 notifications: duplicated, re-ordered, tick killed before delete": 77,
                        "sensor killed before its cursor": 3, "S3 stalled reads, time-out": 2}

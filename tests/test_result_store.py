@@ -165,7 +165,7 @@ def test_migrate_command_says_what_it_did(postgres):
     cmd = [sys.executable, "-m", "watchme_pipeline", "migrate", "--url", url]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert "applied 0001_initial.sql" in first.stdout
-    assert "5 change(s) applied" in first.stdout
+    assert f"{len(migration_files())} change(s) applied" in first.stdout
     assert first.stdout.startswith("migrating postgresql")
     second = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
     assert second.stdout.strip().endswith("up to date")

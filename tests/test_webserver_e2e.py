@@ -20,12 +20,12 @@ from reliability import TEST_VOICES
 
 from watchme_pipeline.resources import LocalAudioStore, SqlResultStore
 from watchme_pipeline.sample_data import write_sample_day
+from watchme_pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 LOCATION, REPOSITORY = "watchme_pipeline", "__repository__"
-ASSETS = ["raw_audio", "transcripts", "event_scores", "emotion_scores", "vibe_prompt",
-          "mood_chart"]
+ASSETS = [s.name for s in STAGES]  # the graph, from the list of stages
 BACKFILL = ["2025-07-18|dev-1", "2025-07-19|dev-1", "2025-07-18|dev-2"]
 
 
