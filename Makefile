@@ -61,15 +61,16 @@ eval: weights voice
 sample: install
 	$(PY) -m watchme_pipeline sample
 
-# The Dagster UI on 127.0.0.1:$(PORT) (PORT=3000 unless given) with the sample day present. Its dev command warns that
-# `dg dev` supersedes it, but `dg dev` serves a dg project, not workspace.yaml: that one
-# warning is silenced, nothing else.
+# The Dagster UI on 127.0.0.1:$(PORT) (PORT=3000 unless given) with the sample day present.
+# Its dev command warns that `dg dev` supersedes it, but `dg dev` serves a dg project, not
+# workspace.yaml: that one warning is silenced, nothing else.
 dev: install
-	$(PY) -m watchme_pipeline sample --show-setup
+	WATCHME_UI_URL=$${WATCHME_UI_URL:-http://127.0.0.1:$(PORT)} $(PY) -m watchme_pipeline sample --show-setup
 	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
 	  $(PY) -m watchme_pipeline export
 	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
 	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	WATCHME_UI_URL=$${WATCHME_UI_URL:-http://127.0.0.1:$(PORT)} \
 	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 clean:

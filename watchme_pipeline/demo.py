@@ -15,7 +15,6 @@ from watchme_pipeline.settings import Deployment, with_profile
 from watchme_pipeline.stages import STAGES, model_stages
 
 DEMO_DEVICE = "demo-device"
-UI = "http://127.0.0.1:3000"  # where `make dev` serves the Dagster UI (PORT=… changes it)
 
 
 def yesterday(timezone: str) -> str:
@@ -23,11 +22,12 @@ def yesterday(timezone: str) -> str:
     return (dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)).isoformat()
 
 
-def chart_url(device: str, date: str, device_groups: int = 0) -> str:
-    """The mood_chart asset's page in the UI, on the partition's latest materialization (the
-    device's group's, in group mode)."""
-    key = str(partition_key_of(DeviceDay(device, date), device_groups))
-    return f"{UI}/assets/{STAGES[-1].name}?view=partitions&partition={quote(key)}"
+def chart_url(deployment: Deployment, device: str, date: str) -> str:
+    """The mood_chart asset's page in the UI (WATCHME_UI_URL, which `make dev PORT=…` sets),
+    on the partition's latest materialization (the device's group's, in group mode)."""
+    key = str(partition_key_of(DeviceDay(device, date), deployment.device_groups))
+    return (f"{deployment.alerts.policy.ui_url}/assets/{STAGES[-1].name}"
+            f"?view=partitions&partition={quote(key)}")
 
 
 def print_setup(resources: dict, deployment: Deployment) -> None:
@@ -97,7 +97,7 @@ def cmd_sample(args: argparse.Namespace, deployment: Deployment) -> None:
         deployment = choose_profile(deployment)
         print_setup(build_resources(deployment), deployment)
         print(f"the sample day's mood chart (after `make demo`, or Materialize in the UI): "
-              f"{chart_url(args.device, args.date, deployment.device_groups)}")
+              f"{chart_url(deployment, args.device, args.date)}")
 
 
 def cmd_demo(args: argparse.Namespace, deployment: Deployment) -> None:
@@ -156,8 +156,7 @@ def cmd_demo(args: argparse.Namespace, deployment: Deployment) -> None:
         print("nothing was pending: every slot was already completed by these models, so "
               "nothing was recomputed (`make clean` starts afresh; or, in the Launchpad, "
               "set `recompute: true` under resources: settings: config)")
-    print(f"in the UI (`make dev`): "
-          f"{chart_url(args.device, args.date, deployment.device_groups)}")
+    print(f"in the UI (`make dev`): {chart_url(deployment, args.device, args.date)}")
 
 
 def print_day(store, device: str, date: str) -> None:

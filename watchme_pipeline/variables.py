@@ -61,7 +61,8 @@ VARIABLES = (
     Variable(("WATCHME_SILENT_AFTER_H",), "3", "hours without a recording before a device that "
              "recorded yesterday is silent"),
     Variable(("WATCHME_DIGEST_AT",), "07:00", "when the daily digest is sent"),
-    Variable(("WATCHME_UI_URL",), "http://127.0.0.1:3000", "the UI, for links in alerts"),
+    Variable(("WATCHME_UI_URL",), "http://127.0.0.1:3000", "the UI, for links in alerts and "
+             "the CLI's output (`make dev PORT=…` sets it)"),
     Variable(("WATCHME_UPLOAD_QUEUE", "AWS_ENDPOINT_URL_SQS"), "(none)", "an SQS queue of S3 "
              "upload notifications (needs the SQL result store)"),
     Variable(("WATCHME_RUN_DELAY_S",), "180", "queue mode: a device-day's run waits this long "
