@@ -160,26 +160,29 @@ def cmd_demo(args: argparse.Namespace, deployment: Deployment) -> None:
 
 
 def print_day(store, device: str, date: str) -> None:
-    """The day as a table: what the prompt was built from and the chart's score per slot."""
-    from watchme_pipeline.scoring import emotion_name
+    """The day as a table: per slot each slot stage's view of its row (``Stage.slot_view``)
+    and the chart's score."""
+    from watchme_pipeline.slots import SLOTS
     from watchme_pipeline.stages.mood_chart import vibe_whisper_summary
-    from watchme_pipeline.stages.vibe_prompt import vibe_whisper_prompt
 
+    shown = [s for s in STAGES if s.slot_view]
+    rows = {s.name: {r.time_block: r for r in store.stage_rows(s, device, date).itertuples()}
+            for s in shown}
+    current = {r.time_block: r for r in store.current_recordings(device, date).itertuples()}
     chart = store.read(vibe_whisper_summary.name, device, date).iloc[0]
-    slots = store.read(vibe_whisper_prompt.name, device, date).iloc[0]["slots"]
-    print(f"{'slot':5}  {'transcript':32}  {'top event':24}  {'emotion':7}  score")
-    for s, score in zip(slots, chart["vibe_scores"]):
-        if s["failed"]:
-            text = "(recording error)"
-        elif not s["recorded"]:
-            text = "(no recording)"
+    widths = [s.slot_view[1] for s in shown]
+    print("  ".join([f"{'slot':5}", *(f"{s.slot_view[0]:{w}}" for s, w in zip(shown, widths)),
+                     "score"]))
+    for slot, score in zip(SLOTS, chart["vibe_scores"]):
+        recording = current.get(slot)
+        if recording is None or not recording.decodes:
+            cells = ["(no recording)" if recording is None else "(recording error)"]
+            cells += ["-"] * (len(shown) - 1)
         else:
-            text = (s["transcript"] or "(no speech)")[:32]
-        event = s["events"][0]["label"][:24] if s["events"] else "-"
-        emotion = (emotion_name(max(s["emotion"], key=s["emotion"].get)) if s["emotion"]
-                   else "-")
-        print(f"{s['slot']:5}  {text:32}  {event:24}  {emotion:7}  "
-              f"{'-' if score is None else score}")
+            cells = [s.slot_view[2](rows[s.name][slot]) if slot in rows[s.name] else "-"
+                     for s in shown]
+        print("  ".join([f"{slot:5}", *(f"{c[:w]:{w}}" for c, w in zip(cells, widths)),
+                         "-" if score is None else str(score)]))
     print(f"average {chart['average_score']}  positive {chart['positive_hours']} h  "
           f"negative {chart['negative_hours']} h  neutral {chart['neutral_hours']} h")
     print(f"chart: {chart['chart_path']}")

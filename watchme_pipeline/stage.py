@@ -102,6 +102,8 @@ class Stage:
     devices_of_group: Callable[[StageRun], Callable[[GroupDay, int], list[str]]] | None = None
     code_version_of: Callable[[Makers], str] | None = None  # None: ``maker`` (slot stages)
     automatic: bool = False  # re-materialized when an upstream partition changes
+    # Slot stages: its column in the demo's day table: (heading, width, a row -> its text).
+    slot_view: tuple[str, int, Callable[[Any], str]] | None = None
     working_mb: int = 60  # what its work holds beside the base process and its model
 
     def __post_init__(self) -> None:

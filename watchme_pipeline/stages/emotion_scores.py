@@ -11,6 +11,7 @@ from watchme_pipeline.audio import DecodedAudio, VadSettings
 from watchme_pipeline.models.emotion import LABEL_COLUMNS, EmotionSettings, classify_emotion
 from watchme_pipeline.resources.model_registry import LoadedModel
 from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, slot_row_columns
+from watchme_pipeline.scoring import emotion_name
 from watchme_pipeline.slots import SLOTS
 from watchme_pipeline.stage import Stage
 
@@ -33,6 +34,14 @@ def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
         out[slot] = {"voiced_seconds": round(audios[slot].voiced_seconds, 2),
                      **{c: (probs or {}).get(label) for label, c in LABEL_COLUMNS.items()}}
     return out
+
+
+def dominant_emotion(row) -> str:
+    """The slot's most likely emotion, or "-" without speech."""
+    probs = {label: getattr(row, col) for label, col in LABEL_COLUMNS.items()}
+    if any(p is None or pd.isna(p) for p in probs.values()):
+        return "-"
+    return emotion_name(max(probs, key=probs.get))
 
 
 def emotion_graph(rows: pd.DataFrame) -> list[dict]:
@@ -59,6 +68,7 @@ STAGE = Stage(
     deps=("raw_audio",),
     model_kind="emotion",
     status="emotion_features",
+    slot_view=("emotion", 7, dominant_emotion),
     model_settings=lambda settings: EmotionSettings(),
     compute=classify_slots,
     summarize=summarize,

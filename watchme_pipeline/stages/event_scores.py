@@ -46,6 +46,8 @@ STAGE = Stage(
     deps=("raw_audio",),
     model_kind="events",
     status="behavior_features",
+    slot_view=("top event", 24, lambda row: row.top_events[0]["label"] if row.top_events
+               else "-"),
     model_settings=lambda settings: EventSettings(),
     compute=classify_slots,
     summarize=summarize,

@@ -37,6 +37,7 @@ STAGE = Stage(
     deps=("raw_audio",),
     model_kind="whisper",
     status="transcriptions",
+    slot_view=("transcript", 32, lambda row: row.transcription or "(no speech)"),
     # The VAD (run by raw_audio) decides what Whisper hears: its settings count too.
     model_settings=whisper_settings,
     compute=transcribe_slots,
