@@ -58,8 +58,9 @@ export: install
 eval: weights voice
 	$(PY) benchmarks/eval_transcripts.py $(EVAL_ARGS)
 
+# Another sample day into the store and $(DAGSTER_HOME) (SAMPLE_ARGS="--date D --device X").
 sample: install
-	$(PY) -m watchme_pipeline sample
+	$(PY) -m watchme_pipeline sample $(SAMPLE_ARGS)
 
 # The Dagster UI on 127.0.0.1:$(PORT) (PORT=3000 unless given) with the sample day present.
 # Its dev command warns that `dg dev` supersedes it, but `dg dev` serves a dg project, not
