@@ -27,7 +27,7 @@ def stages_table() -> str:
              "|---|---|---|---|---|---|"]
     for s in STAGES:
         first = s.description.split(". ")[0].rstrip(".") + "."
-        lines.append(f"| `{s.name}` | {', '.join(s.deps) or 'the audio store'} | "
+        lines.append(f"| `{s.name}` | {', '.join(s.upstream) or 'the audio store'} | "
                      f"{', '.join(f'`{t.name}`' for t in s.tables)} | {s.model_kind or '-'} | "
                      f"{pod_memory(s)[0]} | {first} |")
     return "\n".join(lines)

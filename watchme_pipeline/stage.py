@@ -79,7 +79,7 @@ class Stage:
     tables: tuple[sa.Table, ...]  # what it writes; the first holds its rows
     description: str
     version: str = "1"  # of the stage's own logic: part of its code version and row makers
-    deps: tuple[str, ...] = ()  # the stages it reads
+    deps: tuple[str, ...] = ()  # the stages it reads; a slot stage: raw_audio when none
     role: str | None = None  # the asset's `stage` tag; None: model, slots or aggregate
     kinds: frozenset[str] | None = None  # the catalog's kind tags; None: pytorch or python
     resources: frozenset[str] = frozenset({"result_store", "settings"})
@@ -120,6 +120,12 @@ class Stage:
         if self.status is None:
             raise ValueError(f"{self.name} keeps no status per recording")
         return f"{self.status}_status"
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The stages it reads: its ``deps``, or for a slot stage the recordings' ledger (every
+        slot stage starts from the recordings raw_audio registered)."""
+        return self.deps or (("raw_audio",) if self.compute is not None else ())
 
     @property
     def tag(self) -> str:

@@ -31,7 +31,7 @@ def stage_asset(stage: Stage, partitions_def: dg.MultiPartitionsDefinition, code
 
     @dg.asset(
         **asset_defaults(stage, partitions_def),
-        deps=list(stage.deps),
+        deps=list(stage.upstream),
         kinds=kinds,
         tags={"stage": stage.tag},
         required_resource_keys=set(stage.resource_keys),

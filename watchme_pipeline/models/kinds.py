@@ -3,9 +3,9 @@ choose it, what it costs in memory beyond its weights (measured by `make bench`)
 useful batch, and its tiny random-weight builder. The catalog, the registry, the settings and
 the variables table derive what they need from ``MODEL_KINDS``.
 
-Adding a kind (say, laughter): one ``ModelKind`` here, a field on ``catalog.ModelChoice`` and
-``ModelRegistry`` named by ``choice_field``, a batch field on ``PipelineSettings`` named by
-``batch_setting``, its loader branch where its architecture is new (``loaders.py``) and its
+Adding a kind (say, laughter): one ``ModelKind`` here, a ``{setting}_model`` field on
+``catalog.ModelChoice`` and ``ModelRegistry``, a ``{setting}_batch_size`` field on
+``PipelineSettings``, its loader branch where its architecture is new (``loaders.py``) and its
 tiny builder (``tiny.py``).
 """
 
@@ -18,9 +18,7 @@ from dataclasses import dataclass
 class ModelKind:
     name: str  # the registry's kind, as stages name it (Stage.model_kind)
     default_model: str  # a hub id or a Whisper size
-    variable: str  # the environment variable that chooses it
-    choice_field: str  # its field on ModelChoice and ModelRegistry
-    batch_setting: str  # its field on PipelineSettings
+    setting: str  # what its settings are named by: WATCHME_{SETTING}_MODEL, {setting}_model
     # What a step's peak RSS adds over the weights (make bench, a process per step): importing
     # its runtime the first time (``runtime_module`` tells whether it is imported yet), and one
     # batch item's activations on CPU, fp32.
@@ -33,26 +31,36 @@ class ModelKind:
     # over the weights. None: it never runs on ONNX Runtime.
     export_factor: float | None = None
 
+    @property
+    def variable(self) -> str:
+        """The environment variable that chooses its checkpoint."""
+        return f"WATCHME_{self.setting.upper()}_MODEL"
+
+    @property
+    def choice_field(self) -> str:
+        """Its field on ModelChoice and ModelRegistry."""
+        return f"{self.setting}_model"
+
+    @property
+    def batch_setting(self) -> str:
+        """Its batch size's field on PipelineSettings."""
+        return f"{self.setting}_batch_size"
+
 
 WHISPER = ModelKind(
-    name="whisper", default_model="base", variable="WATCHME_WHISPER_MODEL",
-    choice_field="whisper_model", batch_setting="whisper_batch_size",
+    name="whisper", default_model="base", setting="whisper",
     # faster-whisper brings CTranslate2, tokenizers and PyAV; one 30 s window.
     runtime_mb=200, runtime_module="ctranslate2", activation_mb=170, max_batch=4,
     tiny_builder="whisper")
 EVENTS = ModelKind(
-    name="events", default_model="MIT/ast-finetuned-audioset-10-10-0.4593",
-    variable="WATCHME_EVENT_MODEL", choice_field="event_model",
-    batch_setting="event_batch_size",
+    name="events", default_model="MIT/ast-finetuned-audioset-10-10-0.4593", setting="event",
     # transformers' modeling code pulls in torch._dynamo and torch.distributed; one 10.24 s
     # window; its activations include what glibc keeps of freed tensors (the step peaked at
     # 1,038-1,153 MB from run to run).
     runtime_mb=330, runtime_module="transformers.modeling_utils", activation_mb=310,
     max_batch=1, tiny_builder="events", export_factor=3.0)
 EMOTION = ModelKind(
-    name="emotion", default_model="superb/wav2vec2-base-superb-er",
-    variable="WATCHME_EMOTION_MODEL", choice_field="emotion_model",
-    batch_setting="emotion_batch_size",
+    name="emotion", default_model="superb/wav2vec2-base-superb-er", setting="emotion",
     # one 5 s chunk; wav2vec2 is dynamic in time, so its export peaks at 6.5x its weights.
     runtime_mb=250, runtime_module="transformers.modeling_utils", activation_mb=350,
     max_batch=1, tiny_builder="emotion", export_factor=6.5)

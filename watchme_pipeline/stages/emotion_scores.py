@@ -65,7 +65,6 @@ def summarize(store, day, rows) -> dict:
 STAGE = Stage(
     name="emotion_scores",
     tables=(emotion_superb, emotion_opensmile_summary),
-    deps=("raw_audio",),
     model_kind="emotion",
     status="emotion_features",
     slot_view=("emotion", 7, dominant_emotion),

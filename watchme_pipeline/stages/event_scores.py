@@ -43,7 +43,6 @@ def summarize(store, day, rows) -> dict:
 STAGE = Stage(
     name="event_scores",
     tables=(behavior_yamnet, behavior_summary),
-    deps=("raw_audio",),
     model_kind="events",
     status="behavior_features",
     slot_view=("top event", 24, lambda row: row.top_events[0]["label"] if row.top_events

@@ -34,10 +34,8 @@ MAX_ATTEMPTS = 3
 vibe_whisper_summary = sa.Table(
     "vibe_whisper_summary", metadata, *key_columns("device_id", "date"),
     sa.Column("vibe_scores", JSON),
-    sa.Column("average_score", sa.Float),
-    sa.Column("positive_hours", sa.Float),
-    sa.Column("negative_hours", sa.Float),
-    sa.Column("neutral_hours", sa.Float),
+    *[sa.Column(name, sa.Float)
+      for name in ("average_score", "positive_hours", "negative_hours", "neutral_hours")],
     sa.Column("insights", sa.Text),
     sa.Column("vibe_changes", JSON),
     sa.Column("chart_path", sa.Text),

@@ -34,7 +34,6 @@ def summarize(store, day, rows) -> dict:
 STAGE = Stage(
     name="transcripts",
     tables=(vibe_whisper,),
-    deps=("raw_audio",),
     model_kind="whisper",
     status="transcriptions",
     slot_view=("transcript", 32, lambda row: row.transcription or "(no speech)"),
