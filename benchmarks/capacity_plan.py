@@ -25,18 +25,21 @@ MAX_PARTITIONS = 100_000  # Dagster's recommendation per asset
 RUN_DELAY_S = 180  # WATCHME_RUN_DELAY_S's default
 
 
-def pod_request(peak_mb: float) -> int:
-    return int(math.ceil(peak_mb / 50) * 50)
+def pod_memory() -> dict[str, tuple[str, str]]:
+    """What each step pod asks for (``deployment.POD_MEMORY``, from the list of stages)."""
+    import sys
 
+    sys.path.insert(0, str(ROOT))
+    from watchme_pipeline.deployment import POD_MEMORY
 
-def pod_limit(peak_mb: float) -> int:
-    return int(math.ceil(pod_request(peak_mb) * 1.25 / 50) * 50)
+    return POD_MEMORY
 
 
 def plan(bench: dict) -> str:
     day_s = bench["day_mixed_s"]  # wall seconds for one device-day on a 2-core pod
     rss = bench["peak_rss_mb_one_model"]
     est = bench.get("estimated_need_mb_one_model") or {}
+    pods = pod_memory()
     per_pod_day = 86_400 * UTILISATION / day_s  # device-days one pod finishes per day
     lines = [
         f"Inputs (from `{LATEST.relative_to(ROOT)}`): a mixed device-day takes **{day_s:.0f} s**"
@@ -45,17 +48,16 @@ def plan(bench: dict) -> str:
         f" ({bench['peak_rss_mb_all_models']} MB with all three in one process); pods planned"
         f" at {UTILISATION:.0%} busy.",
         "",
-        "Step pods (`stages.py` `pod_memory`, what `deployment.pod_tags` asks for): the request"
-        " is the larger of the step's measured peak RSS and the registry's estimate of it"
-        " (what the process holds plus the model's need: under a smaller `WATCHME_MEMORY_MB`"
-        " the registry would refuse the model), rounded up to 50 MiB, and `WATCHME_MEMORY_MB`"
-        " in the pod is set to it; the limit is 25 % more.",
+        "Step pods (`Stage.memory_mb`, what `deployment.pod_tags` asks for): the request is"
+        " the base process, the model's estimated need for its standard checkpoint (runtime,"
+        " weights, one batch item) and the stage's own work, +10 %, rounded up to 50 MiB;"
+        " `WATCHME_MEMORY_MB` in the pod is set to it (the registry keeps the process under"
+        " it); the limit is 25 % more. Each must sit above the step's measured peak:",
         "",
         "| step | measured peak RSS | registry's estimate | request | limit |",
         "|---|---|---|---|---|",
         *[f"| {step} | {mb} MB | {est.get(step, '-')}{' MB' if step in est else ''} |"
-          f" {pod_request(max(mb, est.get(step, 0)))}Mi |"
-          f" {pod_limit(max(mb, est.get(step, 0)))}Mi |"
+          f" {pods[step][0]} | {pods[step][1]} |"
           for step, mb in bench["peak_rss_mb_per_step_one_model"].items()],
         "",
         f"- Devices per core: **{86_400 / day_s / POD_CPUS:.1f}** (48 recordings a day each,"

@@ -122,3 +122,19 @@ def test_unloading_returns_the_memory(tmp_path):
     assert rss["released"] - rss["base"] < 0.25 * grown, rss  # most of it came back
     print(f"RSS: base {rss['base']:.0f} MB, loaded {rss['loaded']:.0f} MB, released "
           f"{rss['released']:.0f} MB")
+
+
+def test_each_step_pod_asks_for_more_than_its_step_was_measured_to_hold():
+    """The pods' requests are derived from the registry's estimates (Stage.memory_mb); make
+    bench's measured peaks (a process per step) must fit under them."""
+    import json
+    from pathlib import Path
+
+    from watchme_pipeline.deployment import POD_MEMORY
+
+    latest = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+                         / "latest.json").read_text())
+    for step, peak_mb in latest["peak_rss_mb_per_step_one_model"].items():
+        request, limit = (int(v.removesuffix("Mi")) for v in POD_MEMORY[step])
+        assert peak_mb < request < limit, step
+

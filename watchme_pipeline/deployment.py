@@ -15,6 +15,8 @@ the next reads them), so any executor gives the same rows.
 
 from __future__ import annotations
 
+import math
+
 import dagster as dg
 
 from watchme_pipeline.settings import Deployment
@@ -27,7 +29,7 @@ def pod_memory(stage: Stage) -> tuple[str, str]:
     (``Stage.memory_mb``, from its model's estimate) as the request, +25 % as the limit.
     WATCHME_MEMORY_MB inside the pod is the request: the process keeps under it."""
     request = stage.memory_mb()
-    return f"{request}Mi", f"{int(request * 1.25)}Mi"
+    return f"{request}Mi", f"{math.ceil(request * 1.25 / 50) * 50}Mi"
 
 
 POD_MEMORY = {s.name: pod_memory(s) for s in STAGES}
