@@ -1,5 +1,5 @@
 """The daily digest as it would go out, for the sample day of two devices and a device whose
-two files are broken, run in-process with the tiny models (README "Alerts").
+two files are broken, run in-process with the tiny models (docs/operations.md, "Alerts").
 
     python benchmarks/digest_sample.py
 """

@@ -6,8 +6,8 @@ the two corpora: English by espeak-ng (the 30 s seam, soft speech, pink noise, c
 speech, clean, quiet slots) and everyday Japanese by Kokoro's neural voice (two sentences 30 s
 apart, the seam, 40 s of continuous speech, pink noise at SNR 5 dB, a quiet slot of silence, a
 TV in the next room and music). Where the weights or a voice cannot be had they skip with the
-reason (shown in pytest's summary), never silently. Bounds are set from `make eval` (README,
-Accuracy) with room for a machine's arithmetic.
+reason (shown in pytest's summary), never silently. Bounds are set from `make eval`
+(docs/accuracy.md) with room for a machine's arithmetic.
 """
 
 from __future__ import annotations

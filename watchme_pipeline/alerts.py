@@ -32,7 +32,7 @@ class Message:
 
 @dataclass(frozen=True)
 class AlertPolicy:
-    """When to tell someone, from the deployment (WATCHME_ALERT_*, README "Alerts")."""
+    """When to tell someone, from the deployment (WATCHME_ALERT_*, docs/operations.md, "Alerts")."""
 
     timezone: str = "Asia/Tokyo"
     window_s: int = 300  # failures within this many seconds of the last alert go into one

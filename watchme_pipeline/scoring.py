@@ -1,6 +1,6 @@
 """Mood scores: the local rule, and validation of whatever a scorer (local or LLM) replies.
 
-The local rule (deterministic, documented in the README):
+The local rule (deterministic, documented in docs/configuration.md):
   emotion  e = sum(p(label) * valence(label)), valence hap +1, neu 0, ang -1, sad -1
   events   v = clip(sum(score * valence(event)), -1, 1) over the slot's top events that carry
            a valence (laughter, music, cheering +; crying, screaming, sirens, alarms -)

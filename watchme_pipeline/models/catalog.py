@@ -11,8 +11,8 @@ KINDS = tuple(MODEL_KINDS)
 PROFILES = ("standard", "tiny")  # tiny: random-weight stand-ins with the real architectures
 DEFAULT_MODELS = {k.name: k.default_model for k in MODEL_KINDS.values()}
 # Whisper engines behind one interface (models/transcribe.py). The default is the one
-# `make eval` measured, with the real weights, as the more accurate on Japanese (README,
-# Accuracy); openai-whisper decodes batches greedily.
+# `make eval` measured, with the real weights, as meeting every target at half
+# openai-whisper's model time (docs/accuracy.md).
 WHISPER_ENGINES = ("openai-whisper", "faster-whisper")
 DEFAULT_WHISPER_ENGINE = "faster-whisper"
 RUNTIMES = ("onnxruntime", "pytorch")  # for the audio classifiers (events, emotion)

@@ -11,7 +11,7 @@ next temperature rather than dropped; what still loops after the last temperatur
 beyond Whisper's: it is what sampling makes of non-speech); repeats are cleaned. The token
 bound is Whisper's own (224 new tokens). Beam 5 at temperature 0; a decode that ends before
 its window does is continued from its last timestamp (faster-whisper on every window,
-openai-whisper on long ones: ``timestamps_from_s``; ``make eval``, README Accuracy).
+openai-whisper on long ones: ``timestamps_from_s``; ``make eval``, docs/accuracy.md).
 """
 
 from __future__ import annotations
