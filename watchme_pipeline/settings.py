@@ -164,7 +164,8 @@ def _number(env: Mapping[str, str], var: str, default: float, kind: type = float
 
 
 def load_alerts(env: Mapping[str, str], timezone: str) -> AlertSettings:
-    """The alert channels and policy (docs/operations.md, "Alerts"), validated, naming the variable."""
+    """The alert channels and policy (docs/operations.md, "Alerts"), validated, naming the
+    variable."""
     email_to = tuple(a.strip() for a in (env.get("WATCHME_ALERT_EMAIL_TO") or "").split(",")
                      if a.strip())
     for address in email_to:
