@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import dagster as dg
-from pydantic import Field
-
 from watchme_pipeline.alerts import AlertPolicy, parse_clock
 from watchme_pipeline.models.catalog import (
     DEFAULT_EMOTION_RUNTIME,
@@ -33,9 +30,7 @@ from watchme_pipeline.models.catalog import (
 )
 from watchme_pipeline.models.kinds import MODEL_KINDS
 from watchme_pipeline.partitions import MAX_DEVICE_GROUPS
-
-DEFAULT_MEMORY_MB = 2000
-
+from watchme_pipeline.run_settings import DEFAULT_MEMORY_MB, PipelineSettings, launch_settings
 
 AWS_SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 EXECUTORS = ("local", "multiprocess", "k8s")
@@ -97,40 +92,6 @@ class Deployment:
     def result_backend(self) -> str:
         """sql (SQLite or PostgreSQL by URL) or supabase (REST)."""
         return "sql" if self.database_url else "supabase"
-
-
-class PipelineSettings(dg.ConfigurableResource):
-    """What a run may change: every field can be set for one run in the Launchpad
-    (``resources: {settings: {config: {...}}}``); the deployment's values are the defaults."""
-
-    language: str = Field(default="ja", description="Transcription language, a Whisper code, "
-                          "or 'auto' to detect it once per slot.")
-    prompt_language: str = Field(default="ja", description="Language of the LLM prompt (ja, en).")
-    recompute: bool = Field(default=False, description="Redo slots already completed by this "
-                            "run's maker (a slot whose row another model or other settings "
-                            "made is always redone).")
-    memory_mb: int = Field(default=DEFAULT_MEMORY_MB, description="What the run process may "
-                           "hold, in MB: models are released and batches shrunk to stay under.")
-    whisper_batch_size: int = Field(default=0, description="Whisper windows decoded together "
-                                    "(openai-whisper when greedy; its beam search takes one "
-                                    "at a time); 0: as many as the memory limit allows, at "
-                                    "most 4.")
-    event_batch_size: int = Field(default=0, description="AST windows per forward pass; 0: as "
-                                  "many as the memory limit allows, at most 1 (CPU gains "
-                                  "nothing from more).")
-    emotion_batch_size: int = Field(default=0, description="wav2vec2 chunks per forward pass; "
-                                    "0: as many as the memory limit allows, at most 1.")
-    devices: list[str] = Field(default=[], description="Group mode (WATCHME_DEVICE_GROUPS): "
-                               "only these devices of the partition's group, e.g. to redo one "
-                               "device-day; empty: every device of the group that recorded "
-                               "that day. The sensors set it to the devices with new uploads.")
-
-    @property
-    def whisper_language(self) -> str | None:
-        return None if self.language == "auto" else self.language
-
-    def batch_size(self, kind: str) -> int:
-        return getattr(self, MODEL_KINDS[kind].batch_setting)
 
 
 def memory_limit_mb(env: Mapping[str, str]) -> int:
@@ -267,6 +228,15 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
     return deployment
 
 
+def quiet_idle_threads() -> None:
+    """Idle OpenMP threads sleep instead of spinning: two busy-waiting torch processes on 2
+    cores slowed small ops 40-fold. A thread-pool variable for this process and the step
+    processes it starts; it must be set before torch is first imported."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def deployment_from_environment() -> Deployment:
     """The process's own deployment: the one place its environment is read (the CLI and
     ``definitions.py`` start here)."""
@@ -288,8 +258,5 @@ def run_settings(deployment: Deployment) -> PipelineSettings:
                             memory_mb=deployment.memory_mb)
 
 
-def launch_settings(settings: PipelineSettings) -> dg.PartialResource:
-    """The settings resource Dagster gets: each field changeable for one run, the others
-    keep the deployment's values. (A constructed resource would not do: run config that
-    sets one field resets the others to the class defaults.)"""
-    return PipelineSettings.configure_at_launch(**settings.model_dump())
+__all__ = ["Deployment", "PipelineSettings", "launch_settings", "load_deployment",
+           "run_settings"]

@@ -26,6 +26,8 @@ VARIABLES = (
              "images): a local folder, or s3://bucket/prefix"),
     Variable(("AWS_REGION", "AWS_ENDPOINT_URL_S3"), "(boto3's)", "the S3 store's region and "
              "endpoint (AWS_DEFAULT_REGION, AWS_ENDPOINT_URL also read)"),
+    Variable(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+             "(boto3's chain)", "S3 and SQS credentials, handed on as `dg.EnvVar`, never logged"),
     Variable(("WATCHME_DATABASE_URL",), "sqlite:///{data}/watchme.db",
              "the result store, a SQLAlchemy URL (Supabase's Postgres URL included)"),
     Variable(("SUPABASE_URL", "SUPABASE_KEY"), "(none)",
