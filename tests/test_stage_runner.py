@@ -23,7 +23,7 @@ from watchme_pipeline.scoring import SlotSummary
 from watchme_pipeline.settings import PipelineSettings
 from watchme_pipeline.slots import SLOTS
 from watchme_pipeline.stage import Stage
-from watchme_pipeline.stage_runner import run_slot_stage as run_model_stage
+from watchme_pipeline.stage_runner import run_slot_stage
 from watchme_pipeline.stages.mood_chart import NoValidReply, score_validated
 from watchme_pipeline.stages.raw_audio import UnknownDevice, find_recordings
 from watchme_pipeline.stages.transcripts import STAGE as transcripts_stage
@@ -135,8 +135,8 @@ def test_the_runner_computes_what_is_missing_and_redoes_another_models_rows(day)
     stage = duration_stage(calls)
     settings = PipelineSettings()
     old = StubRegistry(ids={"whisper": "model-a"})
-    first = run_model_stage(stage, DAY, audio_store=audio, result_store=store, registry=old,
-                            settings=settings, log=LOG)
+    first = run_slot_stage(stage, DAY, audio_store=audio, result_store=store, registry=old,
+                           settings=settings, log=LOG)
     assert calls == [["07-00", "07-30", "08-30"]]
     figures = first.figures()
     assert (figures["slots_found"], figures["slots_processed"], figures["slots_skipped"],
@@ -151,20 +151,20 @@ def test_the_runner_computes_what_is_missing_and_redoes_another_models_rows(day)
     assert set(rows.model) == {"model-a"} and set(rows.maker) == {figures["maker"]}
     assert first.rows.time_block.tolist() == ["07-00", "07-30", "08-30"]
     # Again with the same model: nothing to do, no model loaded.
-    again = run_model_stage(stage, DAY, audio_store=audio, result_store=store,
-                            registry=StubRegistry(ids={"whisper": "model-a"}),
-                            settings=settings, log=LOG)
+    again = run_slot_stage(stage, DAY, audio_store=audio, result_store=store,
+                           registry=StubRegistry(ids={"whisper": "model-a"}),
+                           settings=settings, log=LOG)
     assert (again.slots_processed, again.slots_skipped, again.model_loaded) == (0, 3, False)
     # Another model: every completed slot is redone, without `recompute`.
-    new = run_model_stage(stage, DAY, audio_store=audio, result_store=store,
-                          registry=StubRegistry(ids={"whisper": "model-b"}),
-                          settings=settings, log=LOG)
+    new = run_slot_stage(stage, DAY, audio_store=audio, result_store=store,
+                         registry=StubRegistry(ids={"whisper": "model-b"}),
+                         settings=settings, log=LOG)
     assert new.slots_processed == 3
     assert set(store.read("vibe_whisper", "dev-1", "2025-07-18").model) == {"model-b"}
     # recompute: everything, by request.
-    forced = run_model_stage(stage, DAY, audio_store=audio, result_store=store,
-                             registry=StubRegistry(ids={"whisper": "model-b"}),
-                             settings=PipelineSettings(recompute=True), log=LOG)
+    forced = run_slot_stage(stage, DAY, audio_store=audio, result_store=store,
+                            registry=StubRegistry(ids={"whisper": "model-b"}),
+                            settings=PipelineSettings(recompute=True), log=LOG)
     assert forced.slots_processed == 3
     assert len(calls) == 3
 
@@ -180,8 +180,8 @@ def test_a_run_with_another_language_redoes_its_slots_and_batch_sizes_do_not(day
     registry = StubRegistry(ids={"whisper": "model-a"})
 
     def run(**settings):
-        return run_model_stage(stage, DAY, audio_store=audio, result_store=store,
-                               registry=registry, settings=PipelineSettings(**settings), log=LOG)
+        return run_slot_stage(stage, DAY, audio_store=audio, result_store=store,
+                              registry=registry, settings=PipelineSettings(**settings), log=LOG)
 
     ja = run()
     assert ja.slots_processed == 3 and "language='ja'" in ja.maker
@@ -207,9 +207,9 @@ def test_a_model_error_fails_its_slots_with_the_reason_and_is_raised(day):
     stage = dataclasses.replace(transcripts_stage, compute=broken,
                                 model_settings=lambda s: EmotionSettings())
     with pytest.raises(RuntimeError, match="out of cheese"):
-        run_model_stage(stage, DAY, audio_store=audio, result_store=store,
-                        registry=StubRegistry(ids={"whisper": "m"}), settings=PipelineSettings(),
-                        log=LOG)
+        run_slot_stage(stage, DAY, audio_store=audio, result_store=store,
+                       registry=StubRegistry(ids={"whisper": "m"}), settings=PipelineSettings(),
+                       log=LOG)
     current = store.current_recordings("dev-1", "2025-07-18")
     assert len(current) == 4 and set(current.transcriptions_status) == {"failed"}
     assert "transcripts: RuntimeError: out of cheese" in set(current.error)

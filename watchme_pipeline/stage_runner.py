@@ -1,5 +1,5 @@
 """The loop every slot stage shares, as plain Python: (stores, day, settings, log) in,
-the day's figures out. The assets (``assets.py``) only wire it to Dagster.
+the day's figures out. The assets (``assets/``) only wire it to Dagster.
 
 A slot is done for a stage when its row was made by the run's maker (``Stage.maker``: logic
 version, model and the settings that change the output) and, for a stage that keeps a status
@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import dagster as dg
 import pandas as pd
 
 from watchme_pipeline.audio import AudioDecodeError, DecodedAudio, decode
 from watchme_pipeline.partitions import DeviceDay
-from watchme_pipeline.stage import Stage, StageRun
+from watchme_pipeline.stage import Stage
 
 if TYPE_CHECKING:
     from watchme_pipeline.resources.audio_store import AudioStore
@@ -187,21 +186,3 @@ def _run_batch(stage: Stage, day: DeviceDay, records: list, model: Any, model_se
     outcome.slots_processed += len(paths)
     outcome.audio_minutes += sum(a.duration_s for a in inputs.values()
                                  if isinstance(a, DecodedAudio)) / 60
-
-
-def slot_stage_day(stage: Stage):
-    """A slot stage's work for one device-day, as its asset runs it: the partition's figures."""
-    def run_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
-        outcome = run_slot_stage(stage, day, audio_store=run.audio_store,
-                                 result_store=run.result_store, registry=run.model_registry,
-                                 settings=run.settings, log=run.log)
-        figures = outcome.figures()
-        figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
-        # The code version names the deployment's maker; a run whose settings change the
-        # output (set in the Launchpad) says so here, and its rows record their maker.
-        figures["maker_is_code_version"] = outcome.maker == run.code_version
-        if outcome.maker != run.code_version:
-            run.log.info(f"{stage.name}: this run's settings differ from the deployment's; "
-                         f"rows made by: {outcome.maker}")
-        return figures
-    return run_day

@@ -6,6 +6,8 @@ Assets are built for the deployment's partitions and models (``build_assets``, c
 code versions name the configured models.
 """
 
+from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
@@ -16,9 +18,29 @@ from watchme_pipeline.assets.common import (
     registered_devices,
     run_devices,
 )
+from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.stage import Makers, NotRetried, Stage, StageRun
-from watchme_pipeline.stage_runner import slot_stage_day
+from watchme_pipeline.stage_runner import run_slot_stage
 from watchme_pipeline.stages import STAGES
+
+
+def slot_stage_day(stage: Stage) -> Callable[[StageRun, DeviceDay], dict[str, Any]]:
+    """A slot stage's work for one device-day, as its asset runs it: the partition's figures
+    (the runner's, with the failed slots and whether the run's maker is the code version)."""
+    def run_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
+        outcome = run_slot_stage(stage, day, audio_store=run.audio_store,
+                                 result_store=run.result_store, registry=run.model_registry,
+                                 settings=run.settings, log=run.log)
+        figures = outcome.figures()
+        figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
+        # The code version names the deployment's maker; a run whose settings change the
+        # output (set in the Launchpad) says so here, and its rows record their maker.
+        figures["maker_is_code_version"] = outcome.maker == run.code_version
+        if outcome.maker != run.code_version:
+            run.log.info(f"{stage.name}: this run's settings differ from the deployment's; "
+                         f"rows made by: {outcome.maker}")
+        return figures
+    return run_day
 
 
 def stage_asset(stage: Stage, partitions_def: dg.MultiPartitionsDefinition, code_version: str,
