@@ -47,7 +47,7 @@ lint: install
 weights: install
 	$(PY) -m watchme_pipeline weights whisper-base
 
-# The configured ONNX Runtime models (wav2vec2; AST with
+# The configured ONNX Runtime models (wav2vec2; AST with WATCHME_EVENT_RUNTIME or
 # WATCHME_QUANTIZE), exported and checked once, ahead of the steps: an export needs ~3 GB,
 # a step with the cached export under 1 GB. Run once per deployment's model cache.
 export: install

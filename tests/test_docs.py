@@ -50,7 +50,7 @@ def test_every_variable_settings_reads_is_documented_and_no_other():
     assert read == documented
 
 
-@pytest.mark.parametrize("var", ["WATCHME_EVENT_RUNTIME", "WATCHME_EMOTION_RUNTIME"])
+@pytest.mark.parametrize("var", ["WATCHME_EMOTION_RUNTIME"])
 def test_a_retired_option_stops_the_code_location_with_the_reason(var):
     from watchme_pipeline.settings import load_deployment
 

@@ -157,8 +157,6 @@ def load_alerts(env: Mapping[str, str], timezone: str) -> AlertSettings:
 # Options a deployment no longer chooses (docs/configuration.md, "Options and why"): set,
 # they stop the code location with the reason, rather than being silently ignored.
 RETIRED = {
-    "WATCHME_EVENT_RUNTIME": "AST runs on PyTorch; ONNX Runtime fp32 gave the same scores "
-    "(3.6e-7) only 7 % faster, after a 1 GB export; WATCHME_QUANTIZE=events is the fast path",
     "WATCHME_EMOTION_RUNTIME": "wav2vec2 runs on ONNX Runtime: the same logits (1e-4) as "
     "PyTorch in about 800 MB a step instead of 1,200",
 }
@@ -190,7 +188,7 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
             **{k.choice_field: env.get(k.variable) or k.default_model
                for k in MODEL_KINDS.values()},
             whisper_engine=env.get("WATCHME_WHISPER_ENGINE") or DEFAULT_WHISPER_ENGINE,
-            event_runtime=DEFAULT_EVENT_RUNTIME,
+            event_runtime=env.get("WATCHME_EVENT_RUNTIME") or DEFAULT_EVENT_RUNTIME,
             quantize=env.get("WATCHME_QUANTIZE", ""),
             emotion_runtime=DEFAULT_EMOTION_RUNTIME,
         ),

@@ -39,6 +39,8 @@ VARIABLES = (
     Variable(tuple(k.variable for k in MODEL_KINDS.values()), "models/kinds.py",
              "a model id or a local path"),
     Variable(("WATCHME_WHISPER_ENGINE",), "faster-whisper", "or openai-whisper"),
+    Variable(("WATCHME_EVENT_RUNTIME",), "pytorch", "or onnxruntime: AST exported once "
+             "(`make export`), checked against PyTorch"),
     Variable(("WATCHME_QUANTIZE",), "(none)", "`events`: AST on ONNX Runtime int8, weights per "
              "channel (1.8x faster than PyTorch fp32)"),
     Variable(("WATCHME_MEMORY_MB", "WATCHME_MODEL_MEMORY_MB"), "2000", "what the run process "

@@ -56,7 +56,7 @@ class ModelChoice:
         for value, allowed, var in (
             (self.profile, PROFILES, "WATCHME_MODEL_PROFILE"),
             (self.whisper_engine, WHISPER_ENGINES, "WATCHME_WHISPER_ENGINE"),
-            (self.event_runtime, RUNTIMES, "event_runtime"),
+            (self.event_runtime, RUNTIMES, "WATCHME_EVENT_RUNTIME"),
             (self.emotion_runtime, RUNTIMES, "emotion_runtime"),
         ):
             if value not in allowed:
