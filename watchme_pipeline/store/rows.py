@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from watchme_pipeline import schema
-from watchme_pipeline.store.gateway import SqlGateway
+from watchme_pipeline.store.gateway import ResultStoreError, SqlGateway
 from watchme_pipeline.store.types import typed_frame
 
 # The recordings table is keyed by local date; every stage table by date.
@@ -60,8 +60,6 @@ class StageRows:
         """The SQL gateway, for what only SQL does; else an error naming ``what``."""
         gateway = self.gateway()
         if not isinstance(gateway, SqlGateway):
-            from watchme_pipeline.store.gateway import ResultStoreError
-
             raise ResultStoreError(f"{what}: needs the SQL result store "
                                    "(WATCHME_DATABASE_URL, Supabase's PostgreSQL URL included)")
         return gateway
