@@ -60,6 +60,6 @@ class StageRows:
         """The SQL gateway, for what only SQL does; else an error naming ``what``."""
         gateway = self.gateway()
         if not isinstance(gateway, SqlGateway):
-            raise ResultStoreError(f"{what}: needs the SQL result store "
+            raise ResultStoreError(f"{what} needs the SQL result store "
                                    "(WATCHME_DATABASE_URL, Supabase's PostgreSQL URL included)")
         return gateway
