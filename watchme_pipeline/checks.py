@@ -45,10 +45,10 @@ def no_slot_left_pending(days: Days,
     stuck = {}
     for key, day in days:
         files = result_store.recordings(day.device_id, day.date)
-        for stage in raw_audio.status_names():
-            bad = files[files[f"{stage}_status"].isin(["pending", "processing"])]
+        for name in raw_audio.status_names():
+            bad = files[files[f"{name}_status"].isin(["pending", "processing"])]
             if len(bad):
-                stuck[f"{key} {stage}"] = sorted(bad.time_block)
+                stuck[f"{key} {name}"] = sorted(bad.time_block)
     return dg.AssetCheckResult(passed=not stuck, metadata={"stuck": dg.MetadataValue.json(stuck)})
 
 

@@ -7,7 +7,8 @@
 * ``multiprocess``: one process per step, at most 2 at a time; the ``models`` pool in
   dagster.yaml still keeps model steps of different runs apart.
 * ``k8s``: dagster-k8s's ``k8s_job_executor``, one Kubernetes job per step, each pod sized by
-  the ``dagster-k8s/config`` tags below (from the benchmark's measured peaks).
+  the ``dagster-k8s/config`` tags below (``Stage.memory_mb``: the registry's estimate of the
+  step; a test keeps it above make bench's measured peaks).
 
 Steps share nothing but the audio store and the result store (each asset writes its tables and
 the next reads them), so any executor gives the same rows.

@@ -1,9 +1,10 @@
 """What a stage declares: everything particular to one asset of the graph, in one object.
 
 A stage module (``stages/*.py``) defines its tables and one ``Stage``; the list in
-``stages/__init__.py`` is the graph. The assets, the job, the checks, the step pods' memory,
-the CLI's summary and the docs' stage table are all derived from that list (``assets.py``,
-``checks.py``, ``deployment.py``, ``__main__.py``, ``docs.py``).
+``stages/__init__.py`` is the graph. The assets, the job, the status columns of
+``audio_files``, the step pods' memory, the CLI's summary, the demo's day table and the docs'
+stage table are all derived from that list (``assets/``, ``stages/raw_audio.py``,
+``deployment.py``, ``demo.py``, ``docs.py``).
 
 Two shapes of work:
 
