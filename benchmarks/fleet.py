@@ -302,7 +302,7 @@ def main() -> None:
         expected = sum(1 for k in new if f"/{devices[0]}/" in k)
         assert len(rows) == expected and rows.file_path.is_unique, (len(rows), expected)
         print(f"raw_audio for {day}: {len(rows)} rows (= its uploads), {first:.2f}s; the next "
-              f"run {second:.2f}s, {int(again.decoded.sum())} files read again")
+              f"run {second:.2f}s, {int(again.read.sum())} files read again")
     finally:
         server.stop()
 

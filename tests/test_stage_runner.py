@@ -103,13 +103,13 @@ def test_find_recordings_reads_only_what_is_new_or_uploaded_again(day):
     """A run after each upload decodes that upload, not the day again (O(new))."""
     audio, store = day
     first, _ = find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
-    assert first.decoded.tolist() == [True] * 5
+    assert first.read.tolist() == [True] * 5
     registered = store.recordings("dev-1", "2025-07-18")
     audio.write("files/dev-1/2025-07-18/09-00/audio.wav", wav(6))  # a new upload
     second, _ = find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
-    assert second.set_index("slot").decoded.to_dict() == {
+    assert second.set_index("slot").read.to_dict() == {
         "07-00": False, "07-30": False, "08-00": False, "08-30": False, "09-00": True}
-    assert second.decoded.sum() == 1 and len(second) == 6
+    assert second.read.sum() == 1 and len(second) == 6
     # What it did not read again is what it found the first time.
     for column in ("duration_s", "sample_rate", "decodes", "speech_segments", "error"):
         again = store.recordings("dev-1", "2025-07-18").set_index("file_path")[column]
@@ -123,7 +123,7 @@ def test_find_recordings_reads_only_what_is_new_or_uploaded_again(day):
         f.write(wav(8))
     os.utime(path, (time.time() + 5, time.time() + 5))  # a LastModified surely later
     third, _ = find_recordings(audio, store, DAY, ZoneInfo("Asia/Tokyo"), LOG)
-    assert third.set_index("key").decoded.sum() == 1
+    assert third.set_index("key").read.sum() == 1
     row = store.recordings("dev-1", "2025-07-18").set_index("time_block").loc["07-00"]
     assert row.duration_s == 8.0
 

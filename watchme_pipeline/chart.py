@@ -9,13 +9,14 @@ import numpy as np
 from watchme_pipeline.slots import SLOTS
 
 WIDTH_IN, HEIGHT_IN, DPI = 12, 4, 100  # 1200 x 400 px
-CHART_VERSION = "chart-1"  # part of mood_chart's code version: raise it when the drawing changes
+CHART_VERSION = "chart-2"  # part of mood_chart's code version: raise it when the drawing changes
 
 
 def render_chart(scores: list[int | None], title: str, changes: list[dict] | None = None,
-                 ) -> tuple[bytes, np.ndarray]:
+                 note: str | None = None) -> tuple[bytes, np.ndarray]:
     """PNG bytes, and where each slot's point is in the image: (column, row) pixels from the
-    drawn axes' own transform (row NaN where the slot has no score: a gap)."""
+    drawn axes' own transform (row NaN where the slot has no score: a gap). ``note`` is
+    written across the middle (a day without recordings says so, not a blank frame)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,6 +39,9 @@ def render_chart(scores: list[int | None], title: str, changes: list[dict] | Non
                 ax.annotate(change["event"], (i, y[i]), textcoords="offset points",
                             xytext=(0, 8), ha="center", fontsize=7, color="#e63946")
                 ax.plot([i], [y[i]], marker="*", color="#e63946", ms=9)
+        if note:
+            ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
+                    fontsize=22, color="#666")
         ax.set_xlim(-0.5, len(SLOTS) - 0.5)
         ax.set_ylim(-100, 100)
         ax.set_xticks(x[::4], [SLOTS[i].replace("-", ":") for i in range(0, len(SLOTS), 4)])

@@ -10,10 +10,11 @@ from __future__ import annotations
 from watchme_pipeline.scoring import SlotSummary, emotion_name
 
 # vibe_prompt's code version: raise it when the template or the line format changes.
-PROMPT_VERSION = "prompt-2"
+PROMPT_VERSION = "prompt-3"
 
 TEXT = {
     "ja": {
+        "empty_day": "この日の録音はありません。",
         "no_speech": "(発話なし)",
         "missing": "(録音なし)",
         "failed": "(録音エラー)",
@@ -34,6 +35,7 @@ TEXT = {
         ),
     },
     "en": {
+        "empty_day": "No recordings on this day.",
         "no_speech": "(no speech)",
         "missing": "(no recording)",
         "failed": "(recording error)",
@@ -53,6 +55,15 @@ TEXT = {
         ),
     },
 }
+
+
+def is_empty_day(slots: list[SlotSummary]) -> bool:
+    """No recording at all, not even one that failed to decode."""
+    return not any(s.recorded or s.failed for s in slots)
+
+
+def empty_day_text(language: str) -> str:
+    return TEXT[language if language in TEXT else "ja"]["empty_day"]
 
 
 def slot_line(s: SlotSummary, language: str = "ja") -> str:
@@ -75,6 +86,8 @@ def build_prompt(device_id: str, date: str, slots: list[SlotSummary], language: 
     if language not in TEXT:
         raise ValueError(f"unknown prompt language {language!r}: use 'ja' or 'en'")
     t = TEXT[language]
+    if is_empty_day(slots):  # nothing to rate: said, not 48 lines of "no recording"
+        return f"{t['empty_day']}\ndevice: {device_id}  date: {date}"
     lines = [t["header"], f"device: {device_id}  date: {date}", ""]
     lines += [slot_line(s, language) for s in slots]
     lines += ["", t["format"]]

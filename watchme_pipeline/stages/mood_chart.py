@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from watchme_pipeline.chart import CHART_VERSION, render_chart
 from watchme_pipeline.partitions import DeviceDay
+from watchme_pipeline.prompt import empty_day_text, is_empty_day
 from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata
 from watchme_pipeline.scoring import (
     RULES_VERSION,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from watchme_pipeline.store import ResultStore
 
 MAX_ATTEMPTS = 3
+NO_RECORDINGS = "no recordings"  # on the chart's face, and the scorer of an empty day's row
 
 vibe_whisper_summary = sa.Table(
     "vibe_whisper_summary", metadata, *key_columns("device_id", "date"),
@@ -69,19 +71,36 @@ def score_validated(scorer: MoodScorer, prompt: str, slots: list[SlotSummary],
                        f"attempts: {last_error}")
 
 
+def empty_day_result(language: str) -> MoodResult:
+    """A day without recordings: 48 nulls, no average, and insights that say so (the scorer
+    is not asked: there is nothing to rate)."""
+    return MoodResult(vibe_scores=[None] * len(SLOTS), average_score=None, positive_hours=0.0,
+                      negative_hours=0.0, neutral_hours=0.0, insights=empty_day_text(language),
+                      vibe_changes=[], warnings=[])
+
+
 def chart_day(store: ResultStore, audio_store: AudioStore, scorer: MoodScorer, day: DeviceDay,
-              log: logging.Logger | Any) -> tuple[dict, MoodResult, bytes, list[SlotSummary]]:
-    """Score the prompt vibe_prompt stored, draw the chart, store both; return the record."""
+              log: logging.Logger | Any, language: str = "ja",
+              ) -> tuple[dict, MoodResult, bytes, list[SlotSummary]]:
+    """Score the prompt vibe_prompt stored, draw the chart, store both; return the record.
+    A day without recordings gets a chart and a row that say so."""
     stored = store.read(vibe_whisper_prompt.name, day.device_id, day.date)
     if stored.empty:
         raise NoValidReply(f"{day}: no {vibe_whisper_prompt.name} row: materialize "
                            "vibe_prompt first")
     row = stored.iloc[0]
     slots = [SlotSummary(**s) for s in row.slots]
-    result = score_validated(scorer, row.prompt, slots, log)
+    empty = is_empty_day(slots)
+    if empty:
+        log.warning(f"{day}: no recordings: the chart and its row say so; the scorer was not "
+                    "asked")
+        result, scorer_name = empty_day_result(language), NO_RECORDINGS
+    else:
+        result, scorer_name = score_validated(scorer, row.prompt, slots, log), scorer.name()
     for warning in result.warnings:
         log.warning(warning)
-    png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}", result.vibe_changes)
+    png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}", result.vibe_changes,
+                          note=NO_RECORDINGS if empty else None)
     chart_path = audio_store.write(f"charts/{day.device_id}/{day.date}/mood_chart.png", png,
                                    "image/png")
     record = {
@@ -89,7 +108,7 @@ def chart_day(store: ResultStore, audio_store: AudioStore, scorer: MoodScorer, d
         "average_score": result.average_score, "positive_hours": result.positive_hours,
         "negative_hours": result.negative_hours, "neutral_hours": result.neutral_hours,
         "insights": result.insights, "vibe_changes": result.vibe_changes,
-        "chart_path": chart_path, "scorer": scorer.name(),
+        "chart_path": chart_path, "scorer": scorer_name,
         "processed_at": dt.datetime.now(dt.UTC),
     }
     store.replace_partition(vibe_whisper_summary.name, day.device_id, day.date, [record])
@@ -99,7 +118,7 @@ def chart_day(store: ResultStore, audio_store: AudioStore, scorer: MoodScorer, d
 def chart_of_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
     assert run.audio_store is not None and run.mood_scorer is not None
     record, result, png, slots = chart_day(run.result_store, run.audio_store, run.mood_scorer,
-                                           day, run.log)
+                                           day, run.log, run.settings.prompt_language)
     image = base64.b64encode(png).decode()
     return {
         "chart": dg.MetadataValue.md(f"![mood chart](data:image/png;base64,{image})"),
@@ -113,7 +132,8 @@ def chart_of_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
         "recorded_slots": sum(1 for s in slots if s.recorded),
         "failed_slots": sum(1 for s in slots if s.failed),
         "insights": dg.MetadataValue.text(result.insights or "-"),
-        "scorer": run.mood_scorer.name(),
+        "scorer": record["scorer"],
+        "empty_day": is_empty_day(slots),
         "scores": dg.MetadataValue.json(dict(zip(SLOTS, result.vibe_scores))),
     }
 
@@ -130,7 +150,9 @@ STAGE = Stage(
     working_mb=150,  # matplotlib
     description="Per-slot mood −100…100 (null where there is no recording), the day's "
     "average, positive/negative/neutral hours, insights and notable changes, validated "
-    "whatever the scorer replied, plus the chart image. Stored in `vibe_whisper_summary`. "
+    "whatever the scorer replied, plus the chart image. A day without recordings is not "
+    "scored: its chart says \"no recordings\" and its row's insights say so. Stored in "
+    "`vibe_whisper_summary`. "
     "Each materialization's metadata has the chart (open it with *Show Markdown*), the "
     "insights, and the day's numbers (average score, hours, recorded and failed slots) "
     "that the UI plots across partitions.",

@@ -114,7 +114,8 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
                     vad: VadSettings = VadSettings()) -> tuple[pd.DataFrame, dict[str, str]]:
     """List the day's recordings, decode those not registered before (or uploaded again),
     register them all; return them (slot, key, facts, ``superseded``, ``decoded``) and the
-    keys skipped with their reasons. Raises UnknownDevice."""
+    keys skipped with their reasons. ``read``: read and decoded in this call (new, or uploaded
+    again); ``decodes``: whether the file decodes. Raises UnknownDevice."""
     objects = list(audio_store.list_objects(day_prefix(day.device_id, day.date)))
     if not objects and not any(
         True for _ in audio_store.list_objects(f"{KEY_PREFIX}/{day.device_id}/")
@@ -132,7 +133,7 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         row = {"slot": parsed.slot, "key": obj.key, "recorded_at": parsed.recorded_at(tz),
                "uploaded_at": obj.last_modified, "size": obj.size, "duration_s": None,
                "sample_rate": None, "decodes": True, "error": None, "segments": None,
-               "decoded": False}
+               "read": False}
         facts = known.get(obj.key)
         if facts is not None and (facts["size"], facts["uploaded_at"]) == (obj.size,
                                                                             obj.last_modified):
@@ -142,7 +143,7 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
                                               "segments")})
             rows.append(row)
             continue
-        row["decoded"] = True
+        row["read"] = True
         try:
             audio = decode_recording(audio_store, obj.key)
             row.update(duration_s=round(audio.duration_s, 3), sample_rate=audio.source_rate,
@@ -152,7 +153,7 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         rows.append(row)
     df = pd.DataFrame(rows, columns=["slot", "key", "recorded_at", "uploaded_at", "size",
                                      "duration_s", "sample_rate", "decodes", "error",
-                                     "segments", "decoded"])
+                                     "segments", "read"])
     df["superseded"] = current_and_superseded(df).astype(bool)
     df = df.sort_values(["slot", "recorded_at", "uploaded_at", "key"]).reset_index(drop=True)
 
@@ -180,7 +181,19 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         log.warning(f"skipped key {key}: {reason}")
     for r in bad.itertuples():
         log.warning(f"{day}: slot {r.slot} failed: {r.error}")
+    if not objects:  # a finding, not a success: a device that stopped uploading looks like this
+        log.warning(f"{day}: no recordings of {day.device_id} on {day.date} under "
+                    f"{day_prefix(day.device_id, day.date)} in {audio_store.describe()}")
     return df, skipped
+
+
+def recorded_days_near(audio_store: AudioStore, day: DeviceDay, days: int) -> list[str]:
+    """The dates within ``days`` of the day on which the device has recordings in the audio
+    store: one bounded listing per date (the first key only), whatever the device's history."""
+    date = dt.date.fromisoformat(day.date)
+    near = [(date + dt.timedelta(days=d)).isoformat() for d in range(-days, days + 1) if d]
+    return [d for d in near
+            if next(iter(audio_store.list_objects(day_prefix(day.device_id, d))), None)]
 
 
 def stored_devices(audio_store: AudioStore) -> Callable[[GroupDay, int], list[str]]:
@@ -202,7 +215,11 @@ def register_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
     return {
         "slots_found": int(df.slot.nunique()) if len(df) else 0,
         "recordings": len(df),
-        "recordings_decoded": int(df.decoded.sum()),  # new or uploaded again
+        # Of all the day's recordings: decoded + failed = recordings. Read: decoded (or
+        # tried) in this run, being new or uploaded again; the others' facts were stored.
+        "recordings_decoded": int(df.decodes.sum()),
+        "recordings_failed": int((~df.decodes).sum()),
+        "recordings_read": int(df.read.sum()),
         "slots_failed": len(bad),
         "failed_slots": dg.MetadataValue.json(dict(zip(bad.slot, bad.error))),
         "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from watchme_pipeline.models.emotion import LABEL_COLUMNS
 from watchme_pipeline.partitions import DeviceDay
-from watchme_pipeline.prompt import PROMPT_VERSION, build_prompt
+from watchme_pipeline.prompt import PROMPT_VERSION, build_prompt, is_empty_day
 from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata
 from watchme_pipeline.scoring import SlotSummary
 from watchme_pipeline.slots import SLOTS
@@ -89,6 +89,7 @@ def prompt_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
         "missing": dg.MetadataValue.json(record["missing_files"]),
         # Its length only: the prompt quotes people's words (vibe_whisper_prompt has it).
         "prompt_characters": len(record["prompt"]),
+        "empty_day": is_empty_day([SlotSummary(**s) for s in record["slots"]]),
     }
 
 
@@ -101,6 +102,6 @@ STAGE = Stage(
     version=PROMPT_VERSION,
     description="The day's LLM prompt: one line per slot `[HH-MM] text` with top sound "
     "events and dominant emotion, `(発話なし)` for recorded slots without speech and "
-    "missing slots written out. Stored in `vibe_whisper_prompt` with the slot summaries "
-    "it was built from.",
+    "missing slots written out; a day without recordings is one line saying so. Stored in "
+    "`vibe_whisper_prompt` with the slot summaries it was built from.",
 )
