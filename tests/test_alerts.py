@@ -172,16 +172,119 @@ def test_a_channel_that_fails_is_logged_and_retried_next_tick(tmp_path):
         hook.stop()
 
 
-def test_nothing_is_sent_when_alerting_is_not_configured(sinks, tmp_path):
+def test_without_a_channel_alerts_are_logged_and_never_recorded_as_sent(sinks, tmp_path,
+                                                                         capsys):
     smtp, hook = sinks
     defs = build_definitions({"WATCHME_DATA_DIR": str(tmp_path), "WATCHME_MODEL_PROFILE": "tiny"})
     channels = defs.resources["alert_channels"]
     assert channels.channels() == []
+    alert_sensors = {s.name: s for s in defs.sensors
+                     if s.name in ("failure_alerts", "overdue_charts", "silent_devices",
+                                   "daily_digest")}
+    assert len(alert_sensors) == 4
+    for sensor in alert_sensors.values():
+        assert "No channel: alerts are logged, not sent (set WATCHME_ALERT_WEBHOOK_URL or " \
+               "WATCHME_ALERT_EMAIL_TO)." in sensor.description
     store = defs.resources["result_store"]
     store.record_run_failure(failure("run-1", NOW))
+    capsys.readouterr()
     result, cursor = tick(sensors(Clock(NOW))["failure_alerts"], store, channels, None)
-    assert "sent 0" in summary(result) and json.loads(cursor)["undelivered"] == []
+    assert summary(result).endswith("sent 0, logged 1, undelivered 0")
+    state = json.loads(cursor)["state"]
+    assert state["last_sent"] is None and state["held_count"] == 0  # logged, not "sent"
+    assert json.loads(cursor)["undelivered"] == []
+    logged = capsys.readouterr().err  # the tick's log
+    assert logged.count("alert not sent, no channel: alerts are logged, not sent") == 1
+    assert "run failed: 2025-07-18|dev-1" in logged
     assert smtp.messages == [] and hook.posts == []
+    # The digest too: logged once a day, and recorded as logged, not sent.
+    clock = Clock(NOW)
+    digest = sensors(clock)["daily_digest"]
+    with dg.instance_for_test() as instance:
+        result, cursor = tick(digest, store, channels, None, instance)
+        assert json.loads(cursor) == {"logged": "2025-07-18", "undelivered": []}
+        result, cursor = tick(digest, store, channels, cursor, instance)
+        assert "digests 0" in summary(result)
+
+
+def test_loading_the_code_location_without_a_channel_warns_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHME_ALERT")}
+    code = ("import os, watchme_pipeline.definitions as d; "
+            "d.build_definitions(os.environ); d.device_day_job_from_env()")
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "WATCHME_DATA_DIR":
+                                                              str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "No channel: alerts are logged" in line]
+    assert len(said) == 1
+    assert "WATCHME_ALERT_WEBHOOK_URL or WATCHME_ALERT_EMAIL_TO" in said[0]
+
+
+def test_a_failed_run_reaches_the_webhook_naming_partition_step_and_reason_once(
+        sinks, resources, instance):
+    """A real failed run (an unknown device), recorded by record_failed_runs, sent by
+    failure_alerts to a webhook on loopback."""
+    from conftest import ALL_ASSETS, materialize_day
+
+    from watchme_pipeline.sensors import record_failed_runs
+
+    _, hook = sinks
+    store = resources["result_store"]
+    result = materialize_day(resources, instance, device="ghost-device", assets=ALL_ASSETS,
+                             raise_on_error=False)
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    failed = [e for e in instance.all_logs(result.run_id)
+              if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"][0]
+    record_failed_runs(dg.build_run_status_sensor_context(
+        sensor_name="record_failed_runs", dagster_event=failed.dagster_event,
+        dagster_instance=instance, dagster_run=run).for_run_failure(), result_store=store)
+    clock = Clock(dt.datetime.now(dt.UTC))
+    result, _ = tick(sensors(clock)["failure_alerts"], store, channels_for(None, hook), None)
+    assert "sent 1" in summary(result)
+    [text] = hook.texts()
+    print(text)
+    assert "partition: 2025-07-18|ghost-device (job __ephemeral_asset_job__)" in text
+    assert "\nstep: raw_audio\n" in text
+    assert "\nreason: unknown device 'ghost-device': no recordings under files/ghost-device/" \
+        in text
+    assert text.count("raw_audio") == 1 and text.count("unknown device") == 1
+    assert "dagster._core" not in text and "Failure:" not in text
+
+
+def test_alerts_test_sends_one_message_per_channel_and_says_which_worked(sinks, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    _, hook = sinks
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WATCHME_ALERT")}
+    base["WATCHME_DATA_DIR"] = str(tmp_path)
+
+    def alerts_test(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "watchme_pipeline", "alerts", "--test"],
+                              env={**base, **env}, capture_output=True, text=True, timeout=120)
+
+    done = alerts_test()
+    assert done.returncode == 2 and "No channel: alerts are logged, not sent" in done.stderr
+    # A webhook that answers, and a mail server that is not there.
+    done = alerts_test(WATCHME_ALERT_WEBHOOK_URL=hook.url,
+                       WATCHME_ALERT_EMAIL_TO="ops@example.org",
+                       WATCHME_ALERT_EMAIL_SMTP_HOST="127.0.0.1",
+                       WATCHME_ALERT_EMAIL_SMTP_PORT=str(free_port()),
+                       WATCHME_ALERT_EMAIL_SMTP_SECURITY="none")
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("email    FAILED: email: ConnectionRefusedError")
+    assert lines[1] == "webhook  delivered"
+    assert len(hook.posts) == 1 and "test alert" in hook.texts()[0]
+    assert "T0KEN" not in done.stdout + done.stderr
 
 
 def test_alert_settings_are_validated_and_secrets_stay_env_vars():

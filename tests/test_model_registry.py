@@ -53,7 +53,7 @@ def test_a_model_that_cannot_fit_is_refused_before_loading():
     registry = FakeRegistry(profile="tiny", cache_dir="/nonexistent")
     with pytest.raises(ModelBudgetError, match=r"model tiny-events \(events\) "
                        r"needs about 760 MB, and the run process already holds 300 MB "
-                       r"without it: more than its limit of 700 MB \(WATCHME_MEMORY_MB\)"):
+                       r"without it: more than its limit of 700 MB \(set by WATCHME_MEMORY_MB\)"):
         registry.get("events", memory_mb=700)
     assert registry.loaded_kinds() == [] and registry.loads() == []
 

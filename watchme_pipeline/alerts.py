@@ -91,11 +91,13 @@ def _brief(record: dict) -> dict:
 
 
 def plan_failure_alert(state: FailureAlertState, failures: list[dict], now: dt.datetime,
-                       policy: AlertPolicy) -> tuple[Message | None, FailureAlertState]:
+                       policy: AlertPolicy, sending: bool = True
+                       ) -> tuple[Message | None, FailureAlertState]:
     """Take the failures recorded since the cursor; return the message to send now, if any.
 
     The first failure after a quiet spell goes out at once; failures within ``window_s`` of the
-    last alert wait and go out together, with their count, when the window ends.
+    last alert wait and go out together, with their count, when the window ends. Not
+    ``sending`` (no channel: the message is only logged), ``last_sent`` stays as it was.
     """
     seen = set(state.seen)
     watermark, new_seen = state.watermark, list(state.seen)
@@ -117,7 +119,9 @@ def plan_failure_alert(state: FailureAlertState, failures: list[dict], now: dt.d
             < policy.window_s:
         return None, state
     message = failure_message(state.held, state.held_count, policy)
-    state.held, state.held_count, state.last_sent = [], 0, now.isoformat()
+    state.held, state.held_count = [], 0
+    if sending:
+        state.last_sent = now.isoformat()
     return message, state
 
 
@@ -133,7 +137,7 @@ def _failure_lines(record: dict, policy: AlertPolicy) -> list[str]:
     return [
         f"partition: {record['partition'] or '-'} (job {record['job_name']})",
         f"step: {record['steps'] or 'no step'}",
-        f"error: {record['error_class']}: {record['message'][:1000]}",
+        f"reason: {record['message'][:1000]}",
         f"run: {policy.run_url(record['run_id'])}",
     ]
 
@@ -151,7 +155,7 @@ def failure_message(failures: list[dict], count: int, policy: AlertPolicy) -> Me
     for record in failures:
         first = record["message"].splitlines()[0][:200] if record["message"] else ""
         lines.append(f"- {record['partition'] or '-'}: {record['steps'] or 'no step'}: "
-                     f"{record['error_class']}: {first}  {policy.run_url(record['run_id'])}")
+                     f"{first} ({record['error_class']})  {policy.run_url(record['run_id'])}")
     if count > len(failures):
         lines.append(f"... and {count - len(failures)} more (all in the run_failures table).")
     classes = Counter(r["error_class"] for r in failures)

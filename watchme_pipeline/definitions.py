@@ -24,7 +24,7 @@ from watchme_pipeline.resources import (
     mood_scorer_for,
     result_store_for,
 )
-from watchme_pipeline.resources.alert_channels import alert_channels_for
+from watchme_pipeline.resources.alert_channels import alert_channels_for, no_channel_warning
 from watchme_pipeline.resources.model_registry import model_registry_for
 from watchme_pipeline.resources.upload_queue import upload_queue_for
 from watchme_pipeline.sensors import (
@@ -44,6 +44,14 @@ from watchme_pipeline.stage import Makers, Stage
 from watchme_pipeline.stages import STAGES
 
 JOB_NAME = "device_day_job"
+_said: set[str] = set()  # load-time warnings said in this process (definitions load again)
+
+
+def say_once(warning: str) -> None:
+    """A WARNING in the code location's log, once per process."""
+    if warning not in _said:
+        _said.add(warning)
+        dg.get_dagster_logger("watchme_pipeline").warning(warning)
 
 
 def build_resources(deployment: Deployment) -> dict:
@@ -85,6 +93,9 @@ def build_definitions(env: Mapping[str, str] | Deployment, stages: tuple[Stage, 
     makers = Makers(resources["model_registry"], resources["settings"],
                     resources["mood_scorer"].name())
     assets = build_assets(partitions, makers, stages, store_kinds(resources))
+    channels = tuple(resources["alert_channels"].channels())
+    if not channels:  # alerts that go nowhere are said at load, not found out at a failure
+        say_once(no_channel_warning())
     charts_on_time = build_charts_on_time_check(deployment.alerts.policy)
     # The fleet-wide chart check belongs to its sensor (and the UI), not to device-day runs.
     selection = dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(charts_on_time)
@@ -113,7 +124,7 @@ def build_definitions(env: Mapping[str, str] | Deployment, stages: tuple[Stage, 
         jobs=jobs,
         schedules=schedules,
         sensors=[intake_sensor, record_failed_runs, automation,
-                 *build_alert_sensors(deployment.alerts.policy)],
+                 *build_alert_sensors(deployment.alerts.policy, channels=channels)],
         resources={**resources, "settings": launch_settings(resources["settings"])},
         # In-process by default: the steps of a run share one process and its models.
         # WATCHME_DEPLOYMENT=multiprocess|k8s picks another executor (deployment.py).

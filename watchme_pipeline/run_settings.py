@@ -4,6 +4,9 @@ run in the Launchpad (``resources: {settings: {config: {...}}}``); the deploymen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
@@ -44,6 +47,14 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def batch_size(self, kind: str) -> int:
         return getattr(self, MODEL_KINDS[kind].batch_setting)
+
+
+def setting_source(run_config: Mapping[str, Any], field: str, variable: str) -> str:
+    """Where a run's setting came from, for a message that names it: this run's config (the
+    Launchpad) or the deployment's ``variable`` (or its default)."""
+    given = run_config.get("resources", {}).get("settings", {}).get("config", {}) or {}
+    return (f"this run's config, resources.settings.config.{field}" if field in given
+            else variable)
 
 
 def launch_settings(settings: PipelineSettings) -> dg.PartialResource:

@@ -70,6 +70,7 @@ class StageRun:
     audio_store: AudioStore | None = None
     model_registry: ModelRegistry | None = None
     mood_scorer: MoodScorer | None = None
+    memory_source: str = "WATCHME_MEMORY_MB"  # where settings.memory_mb was set, for errors
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,10 @@ class StageOutcome:
 
 def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | None,
                    result_store: ResultStore, registry: ModelRegistry | None,
-                   settings: PipelineSettings, log: logging.Logger | Any) -> StageOutcome:
-    """Compute what the day still needs for ``stage`` with this run's settings.
+                   settings: PipelineSettings, log: logging.Logger | Any,
+                   memory_source: str = "WATCHME_MEMORY_MB") -> StageOutcome:
+    """Compute what the day still needs for ``stage`` with this run's settings
+    (``memory_source``: where ``settings.memory_mb`` was set, named when a model won't fit).
 
     A recording that cannot be decoded fails its own slot, recorded with the reason; an
     error of the model fails the slots of its batch (with the reason) and is raised.
@@ -117,7 +119,8 @@ def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | No
         if stage.model_kind and registry is not None:
             kind = stage.model_kind
             loaded_before = kind in registry.loaded_kinds()
-            model = registry.get(kind, settings.memory_mb)  # refuses at once if it can't fit
+            # Refuses at once if it can't fit, naming where the limit was set.
+            model = registry.get(kind, settings.memory_mb, memory_source)
             outcome.model_loaded = not loaded_before
             outcome.batch_size = registry.batch_size(kind, settings.memory_mb,
                                                      settings.batch_size(kind))

@@ -19,6 +19,7 @@ from watchme_pipeline.assets.common import (
     run_devices,
 )
 from watchme_pipeline.partitions import DeviceDay
+from watchme_pipeline.run_settings import setting_source
 from watchme_pipeline.stage import Makers, NotRetried, Stage, StageRun
 from watchme_pipeline.stage_runner import run_slot_stage
 from watchme_pipeline.stages import STAGES
@@ -30,7 +31,8 @@ def slot_stage_day(stage: Stage) -> Callable[[StageRun, DeviceDay], dict[str, An
     def run_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
         outcome = run_slot_stage(stage, day, audio_store=run.audio_store,
                                  result_store=run.result_store, registry=run.model_registry,
-                                 settings=run.settings, log=run.log)
+                                 settings=run.settings, log=run.log,
+                                 memory_source=run.memory_source)
         figures = outcome.figures()
         figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
         # The code version names the deployment's maker; a run whose settings change the
@@ -65,6 +67,8 @@ def stage_asset(stage: Stage, partitions_def: dg.MultiPartitionsDefinition, code
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         resources = context.resources
         run = StageRun(log=context.log, code_version=code_version, timezone=timezone,
+                       memory_source=setting_source(context.run.run_config, "memory_mb",
+                                                    "WATCHME_MEMORY_MB"),
                        **{key: getattr(resources, key) for key in stage.resource_keys})
 
         def one_day(day):

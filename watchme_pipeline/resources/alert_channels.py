@@ -24,6 +24,15 @@ from watchme_pipeline.secrets import redact
 from watchme_pipeline.settings import Deployment
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+# What turns a channel on (docs/operations.md, "Alerts"): named wherever alerts go nowhere.
+CHANNEL_VARIABLES = ("WATCHME_ALERT_WEBHOOK_URL", "WATCHME_ALERT_EMAIL_TO")
+NO_CHANNEL = "no channel: alerts are logged, not sent"
+
+
+def no_channel_warning() -> str:
+    return (f"{NO_CHANNEL.capitalize()}. Set {' or '.join(CHANNEL_VARIABLES)} to receive "
+            "failed runs, overdue charts, silent devices and the daily digest; `python -m "
+            "watchme_pipeline alerts --test` sends a test message through each channel")
 
 
 class AlertDeliveryError(RuntimeError):
@@ -92,6 +101,24 @@ class AlertChannels(dg.ConfigurableResource):
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
             if response.status >= 300:
                 raise OSError(f"HTTP {response.status}")
+
+
+def test_message() -> Message:
+    return Message("test", "test alert", "A test message from `python -m watchme_pipeline "
+                   "alerts --test`: this channel reaches you.")
+
+
+def send_test_messages(channels: AlertChannels) -> dict[str, str | None]:
+    """One test message through each configured channel: channel -> None when delivered,
+    else the reason it was not (secrets removed)."""
+    outcome: dict[str, str | None] = {}
+    for channel in channels.channels():
+        try:
+            channels.send(test_message(), channel)
+            outcome[channel] = None
+        except AlertDeliveryError as exc:
+            outcome[channel] = str(exc)
+    return outcome
 
 
 def alert_channels_for(deployment: Deployment) -> AlertChannels:

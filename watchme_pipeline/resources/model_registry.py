@@ -204,9 +204,11 @@ class ModelRegistry(dg.ConfigurableResource):
         weights = self.estimate_mb(kind) * (EXPORT_FACTOR[kind] if exporting else 1)
         return self.runtime_mb(kind, exporting) + weights + ACTIVATION_MB[kind]
 
-    def get(self, kind: str, memory_mb: int | None = None) -> LoadedModel:
+    def get(self, kind: str, memory_mb: int | None = None,
+            limit_source: str = "WATCHME_MEMORY_MB") -> LoadedModel:
         """The model, loaded once; with ``memory_mb`` (the process limit) other models are
-        released first when it would not fit, and it is refused if it cannot fit alone."""
+        released first when it would not fit, and it is refused if it cannot fit alone
+        (naming where the limit was set: ``limit_source``)."""
         if kind in self._loaded:
             self._loaded.move_to_end(kind)
             return self._loaded[kind]
@@ -221,7 +223,7 @@ class ModelRegistry(dg.ConfigurableResource):
                 raise ModelBudgetError(
                     f"model {self.model_id(kind)} ({kind}) needs about {need:.0f} MB{export}, "
                     f"and the run process already holds {held:.0f} MB without it: more than "
-                    f"its limit of {memory_mb} MB (WATCHME_MEMORY_MB)",
+                    f"its limit of {memory_mb} MB (set by {limit_source})",
                     model=self.model_id(kind), kind=kind, need_mb=need, held_mb=held,
                     limit_mb=memory_mb)
         t0 = time.perf_counter()

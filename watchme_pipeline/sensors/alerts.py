@@ -35,7 +35,12 @@ from watchme_pipeline.alerts import (
     slowest_stage,
 )
 from watchme_pipeline.resources import ResultStore
-from watchme_pipeline.resources.alert_channels import AlertChannels, AlertDeliveryError
+from watchme_pipeline.resources.alert_channels import (
+    CHANNEL_VARIABLES,
+    NO_CHANNEL,
+    AlertChannels,
+    AlertDeliveryError,
+)
 from watchme_pipeline.stages.mood_chart import STAGE as MOOD_CHART
 
 MAX_UNDELIVERED = 50  # messages kept for retry per sensor; older ones are dropped, with a log
@@ -51,13 +56,14 @@ def _now() -> dt.datetime:
 def deliver(channels: AlertChannels, messages: list[Message], undelivered: list[dict],
             log) -> tuple[list[dict], dict[str, int]]:
     """Send the kept messages first, then the new ones, to every configured channel; return
-    what is still undelivered (per channel) and counts. Without channels nothing is sent."""
+    what is still undelivered (per channel) and counts. Without channels each message is
+    logged as a WARNING in full (identifiers, counts and reasons: never a person's words)."""
     configured = channels.channels()
     if not configured:
-        if messages:
-            log.info(f"{len(messages)} alert(s) not sent: no alert channel is configured "
-                     "(WATCHME_ALERT_EMAIL_TO, WATCHME_ALERT_WEBHOOK_URL)")
-        return [], {"sent": 0, "undelivered": 0}
+        for m in messages:
+            log.warning(f"alert not sent, {NO_CHANNEL} (set {' or '.join(CHANNEL_VARIABLES)}):"
+                        f"\n{m.title}\n{m.body}")
+        return [], {"sent": 0, "logged": len(messages), "undelivered": 0}
     queue = list(undelivered) + [{"channel": c, "kind": m.kind, "title": m.title,
                                   "body": m.body, "attempts": 0}
                                  for m in messages for c in configured]
@@ -139,9 +145,19 @@ def build_charts_on_time_check(policy: AlertPolicy) -> dg.AssetChecksDefinition:
     return charts_on_time
 
 
-def _alert_sensor(name: str, interval_s: int, description: str):
-    return dg.sensor(name=name, minimum_interval_seconds=interval_s,
-                     default_status=dg.DefaultSensorStatus.RUNNING, description=description)
+def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _now,
+                        channels: tuple[str, ...] = ()) -> list[dg.SensorDefinition]:
+    """The four alert sensors for this deployment's policy and configured ``channels`` (their
+    descriptions say where alerts go; ``now``: tests move the clock)."""
+    where = (f" Sends to: {', '.join(channels)}." if channels else
+             f" {NO_CHANNEL.capitalize()} (set {' or '.join(CHANNEL_VARIABLES)}).")
+
+    def sensor(name: str, interval_s: int, description: str):
+        return dg.sensor(name=name, minimum_interval_seconds=interval_s,
+                         default_status=dg.DefaultSensorStatus.RUNNING,
+                         description=description + where)
+
+    return alert_sensors(policy, now, sensor)
 
 
 def step_seconds(instance: dg.DagsterInstance, since: dt.datetime, until: dt.datetime,
@@ -159,14 +175,14 @@ def step_seconds(instance: dg.DagsterInstance, since: dt.datetime, until: dt.dat
     return dict(durations)
 
 
-def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _now
-                        ) -> list[dg.SensorDefinition]:
-    """The four alert sensors for this deployment's policy (``now``: tests move the clock)."""
+def alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime],
+                  alert_sensor: Callable) -> list[dg.SensorDefinition]:
+    """The sensors, each declared with ``alert_sensor(name, interval, description)``."""
 
-    @_alert_sensor("failure_alerts", 10,
-                   "Sends failed runs (recorded by record_failed_runs) to the alert channels: "
+    @alert_sensor("failure_alerts", 10,
+                  "Sends failed runs (recorded by record_failed_runs) to the alert channels: "
                    f"the first at once, later ones within {policy.window_s} s grouped into one "
-                   "message with their count.")
+                  "message with their count.")
     def failure_alerts(context: dg.SensorEvaluationContext, result_store: ResultStore,
                        alert_channels: AlertChannels) -> dg.SensorResult:
         cursor, moment = _cursor(context), now()
@@ -174,15 +190,16 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
         after = (dt.datetime.fromisoformat(state.watermark) if state.watermark
                  else moment - FIRST_LOOKBACK)
         failures = result_store.run_failures_since(after).to_dict("records")
-        message, state = plan_failure_alert(state, failures, moment, policy)
+        message, state = plan_failure_alert(state, failures, moment, policy,
+                                            sending=bool(alert_channels.channels()))
         cursor["state"] = state.to_dict()
         return _send_and_finish(context, alert_channels, cursor, [message] if message else [],
                                 {"failures_read": len(failures), "waiting": state.held_count})
 
-    @_alert_sensor("overdue_charts", 60,
-                   "After the chart deadline, checks that every device that recorded yesterday "
+    @alert_sensor("overdue_charts", 60,
+                  "After the chart deadline, checks that every device that recorded yesterday "
                    f"has its mood chart (check {CHARTS_ON_TIME}) and alerts once with the "
-                   "devices that have none.")
+                  "devices that have none.")
     def overdue_charts(context: dg.SensorEvaluationContext, result_store: ResultStore,
                        alert_channels: AlertChannels) -> dg.SensorResult:
         cursor, moment = _cursor(context), now()
@@ -198,10 +215,10 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
         return _send_and_finish(context, alert_channels, cursor, messages,
                                 {"evaluated": len(events), "alerts": len(messages)}, events)
 
-    @_alert_sensor("silent_devices", 60,
-                   "Reports once each device that recorded yesterday and nothing for "
+    @alert_sensor("silent_devices", 60,
+                  "Reports once each device that recorded yesterday and nothing for "
                    f"{policy.silent_after_h:g} h; it clears itself when the device records "
-                   "again.")
+                  "again.")
     def silent_devices_sensor(context: dg.SensorEvaluationContext, result_store: ResultStore,
                               alert_channels: AlertChannels) -> dg.SensorResult:
         cursor, moment = _cursor(context), now()
@@ -216,19 +233,21 @@ def build_alert_sensors(policy: AlertPolicy, now: Callable[[], dt.datetime] = _n
                                 {"silent": len(silent_now), "newly_silent": len(newly),
                                  "resumed": len(resumed)})
 
-    @_alert_sensor("daily_digest", 60,
+    @alert_sensor("daily_digest", 60,
                    f"Once a day after {policy.digest_at:%H:%M} ({policy.timezone}): yesterday's "
-                   "completed device-days, failed slots by reason, overdue charts, silent "
-                   "devices and the slowest stage, in one message.")
+                  "completed device-days, failed slots by reason, overdue charts, silent "
+                  "devices and the slowest stage, in one message.")
     def daily_digest(context: dg.SensorEvaluationContext, result_store: ResultStore,
                      alert_channels: AlertChannels) -> dg.SensorResult:
         cursor, moment = _cursor(context), now()
         yesterday = local_days(moment, policy.timezone)[1]
         messages = []
-        if is_past(moment, policy.timezone, policy.digest_at) and cursor.get("sent") != yesterday:
+        done = yesterday in (cursor.get("sent"), cursor.get("logged"))
+        if is_past(moment, policy.timezone, policy.digest_at) and not done:
             digest = build_digest(result_store, context.instance, moment, policy)
             messages.append(digest_message(digest, policy))
-            cursor["sent"] = yesterday
+            # "sent" only for what went to a channel: a logged digest is not a sent one.
+            cursor["sent" if alert_channels.channels() else "logged"] = yesterday
         return _send_and_finish(context, alert_channels, cursor, messages,
                                 {"digests": len(messages)})
 

@@ -1,6 +1,7 @@
 """record_failed_runs: every failed run goes to the run_failures table and the log."""
 
 import datetime as dt
+import re
 
 import dagster as dg
 
@@ -8,9 +9,19 @@ from watchme_pipeline.resources import ResultStore
 from watchme_pipeline.secrets import redact
 
 
+def reason_of(message: str, cls_name: str | None) -> str:
+    """The error's own words: without the (qualified) class name Dagster puts in front
+    ("dagster._core.definitions.events.Failure: unknown device …" -> "unknown device …")."""
+    if cls_name:
+        message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(cls_name)}: ", "", message.strip())
+    return message.strip()
+
+
 def failure_record(context: dg.RunFailureSensorContext) -> dict:
+    """The failure as the alert says it: the steps, the error classes, and the reason, once
+    (one step: its reason; several: one ``step: reason`` line each)."""
     run = context.dagster_run
-    steps, classes, messages = [], [], []
+    steps, classes, reasons = [], [], []
     for event in context.get_step_failure_events():
         steps.append(event.step_key or "?")
         error = event.event_specific_data.error if event.event_specific_data else None
@@ -18,7 +29,11 @@ def failure_record(context: dg.RunFailureSensorContext) -> dict:
             error = error.cause  # the user's exception, not Dagster's wrapper around it
         if error is not None:
             classes.append(error.cls_name or "Error")
-            messages.append(f"{event.step_key}: {error.message.strip()}")
+            reasons.append((event.step_key, reason_of(error.message, error.cls_name)))
+    if len(reasons) == 1:
+        messages = [reasons[0][1]]
+    else:
+        messages = [f"{step}: {reason}" for step, reason in reasons]
     if not messages:  # a run that failed outside any step (launch, crash, check)
         messages.append(context.failure_event.message or "run failed")
     return {
