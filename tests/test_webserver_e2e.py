@@ -2,6 +2,7 @@
 then the lineage page in headless Chromium."""
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -26,7 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 LOCATION, REPOSITORY = "watchme_pipeline", "__repository__"
 ASSETS = [s.name for s in STAGES]  # the graph, from the list of stages
-BACKFILL = ["2025-07-18|dev-1", "2025-07-19|dev-1", "2025-07-18|dev-2"]
+# Three dates of one device; the middle one has no recordings (a device that stopped for a day).
+BACKFILL = ["2025-07-18|dev-1", "2025-07-19|dev-1", "2025-07-20|dev-1"]
+EMPTY = "2025-07-19|dev-1"
+CHECKS = [("raw_audio", "failed_slots_below_threshold"), ("raw_audio", "day_has_recordings"),
+          ("mood_chart", "no_slot_left_pending"), ("mood_chart", "scores_valid")]
 
 
 def prepare_home(tmp: Path) -> tuple[Path, Path]:
@@ -183,15 +188,46 @@ def latest_check(dagster: Dagster, asset: str, check: str, partition: str | None
     return dagster.query(
         """query($key: AssetKeyInput!, $name: String!) {
              assetCheckExecutions(assetKey: $key, checkName: $name, limit: 20) {
-               status runId partition evaluation { severity } } }""",
+               status runId partition evaluation { severity description } } }""",
         {"key": {"path": [asset]}, "name": check})["assetCheckExecutions"]
 
 
+def check_partition_statuses(dagster: Dagster, asset: str) -> dict[str, dict[str, str]]:
+    """What the checks list and the Lineage counts show: each check's status per partition
+    (check -> partition key -> SUCCEEDED, FAILED, ...), read from the webserver."""
+    result = dagster.query(
+        """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+             assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
+               ... on AssetCheckMultiPartitionStatuses { primaryDimensionName ranges {
+                 primaryDimStartKey primaryDimEndKey secondaryDim {
+                   ... on AssetCheckDefaultPartitionStatuses { succeededPartitions
+                       failedPartitions inProgressPartitions skippedPartitions
+                       executionFailedPartitions } } } } } } } } } } }""",
+        {"key": {"path": [asset]}})["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    statuses: dict[str, dict[str, str]] = {}
+    for check in result:
+        found = statuses.setdefault(check["name"], {})
+        multi = check["partitionStatuses"]
+        assert multi["primaryDimensionName"] == "date"  # the date, then each device's status
+        for span in multi["ranges"]:
+            start = dt.date.fromisoformat(span["primaryDimStartKey"])
+            end = dt.date.fromisoformat(span["primaryDimEndKey"])
+            dates = [(start + dt.timedelta(days=i)).isoformat()
+                     for i in range((end - start).days + 1)]
+            for field, devices in span["secondaryDim"].items():
+                status = field.removesuffix("Partitions").upper()
+                status = {"INPROGRESS": "IN_PROGRESS",
+                          "EXECUTIONFAILED": "EXECUTION_FAILED"}.get(status, status)
+                found.update({f"{date}|{device}": status for date in dates for device in devices})
+    return statuses
+
+
 def test_backfill_checks_failures_and_lineage(dagster):
-    for device, date in [(p.split("|")[1], p.split("|")[0]) for p in BACKFILL]:
-        write_sample_day(dagster.store, device, date, seconds=8, voices=TEST_VOICES)
-    for device in ("dev-1", "dev-2"):
-        add_device(dagster, device)
+    for partition in BACKFILL:
+        date, device = partition.split("|")
+        if partition != EMPTY:
+            write_sample_day(dagster.store, device, date, seconds=8, voices=TEST_VOICES)
+    add_device(dagster, "dev-1")
 
     t0 = time.perf_counter()
     backfill_id = launch_backfill(dagster, BACKFILL)
@@ -200,25 +236,44 @@ def test_backfill_checks_failures_and_lineage(dagster):
                       "CANCELED") and s, 600, "backfill did not finish")
     seconds = time.perf_counter() - t0
     print(f"3-partition backfill: {seconds:.1f}s, {len(final['runs'])} runs")
+    # The empty day does not fail the backfill: its assets materialize and say it was empty.
     assert final["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), final
-    assert all(r["status"] == "SUCCESS" for r in final["runs"])
-    # Batched: Dagster groups the partitions into ranges along one dimension, here 2 runs.
-    assert len(final["runs"]) == 2
+    assert [r["status"] for r in final["runs"]] == ["SUCCESS"]  # one batched run, 3 dates
     for partition in BACKFILL:
         date, device = partition.split("|")
         files = dagster.results.read("audio_files", device, date)
+        summary = dagster.results.read("vibe_whisper_summary", device, date)
+        assert len(summary) == 1
+        if partition == EMPTY:
+            assert files.empty and summary.iloc[0].scorer == "no recordings"
+            continue
         assert len(files) == 38 and (files.emotion_features_status == "completed").sum() == 37
-        assert len(dagster.results.read("vibe_whisper_summary", device, date)) == 1
-    for asset, check in [("raw_audio", "failed_slots_below_threshold"),
-                         ("mood_chart", "no_slot_left_pending"), ("mood_chart", "scores_valid")]:
+    raw = dagster.query(
+        """{ assetNodeOrError(assetKey: {path: ["raw_audio"]}) { ... on AssetNode {
+             assetMaterializations(limit: 10) { partition metadataEntries { label
+               ... on IntMetadataEntry { intValue } } } } } }""")["assetNodeOrError"]
+    recordings = {m["partition"]: {e["label"]: e.get("intValue") for e in m["metadataEntries"]}
+                  ["recordings"] for m in raw["assetMaterializations"]}
+    assert recordings == {"2025-07-18|dev-1": 38, EMPTY: 0, "2025-07-20|dev-1": 38}
+
+    # Each check, per partition: the statuses the checks list and the Lineage counts read
+    # agree with each partition's latest evaluation, and the empty day's finding is a WARN.
+    expected = {partition: "SUCCEEDED" for partition in BACKFILL}
+    for asset, check in CHECKS:
+        statuses = check_partition_statuses(dagster, asset)[check]
         executions = latest_check(dagster, asset, check)
-        # Every backfill run evaluated the check and it passed. A backfill run evaluates it once
-        # for all its partitions (Dagster 1.13 records that evaluation without a partition and
-        # marks the per-partition entries skipped); sensor and UI runs record their partition.
-        for run in final["runs"]:
-            mine = [e for e in executions if e["runId"] == run["runId"]]
-            assert any(e["status"] == "SUCCEEDED" for e in mine), (check, mine)
-            assert not any(e["status"] == "FAILED" for e in mine), (check, mine)
+        latest = {}
+        for e in executions:  # newest first
+            latest.setdefault(e["partition"], e)
+        assert {p: latest[p]["status"] for p in BACKFILL} == statuses, (check, statuses)
+        assert all(latest[p]["runId"] == final["runs"][0]["runId"] for p in BACKFILL)
+        if check == "day_has_recordings":
+            assert statuses == {**expected, EMPTY: "FAILED"}
+            assert latest[EMPTY]["evaluation"]["severity"] == "WARN"
+            assert "no recordings of dev-1 on 2025-07-19" in latest[EMPTY]["evaluation"][
+                "description"]
+        else:
+            assert statuses == expected, (check, statuses)
 
     # A day of corrupt files: the run fails, its check fails, the failure is recorded.
     for slot in ("09-00", "09-30", "10-00"):

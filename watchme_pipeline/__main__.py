@@ -43,15 +43,16 @@ def export_models(registry, quiet: bool = False) -> None:
             if not quiet:
                 print(f"{kind:8} {registry.model_id(kind)}: PyTorch, nothing to export")
             continue
+        if not registry.exports_first(kind):  # cached: nothing to load or do
+            if not quiet:
+                print(f"{kind:8} {registry.model_id(kind)}: export already cached "
+                      f"({registry.cache_dir}/onnx)")
+            continue
         t0 = time.perf_counter()
-        cached = not registry.exports_first(kind)
         model_id = registry.get(kind).model_id
         registry.release(kind)
-        if not (quiet and cached):
-            print(f"{kind:8} {model_id}: "
-                  + ("export already cached" if cached else
-                     f"exported to ONNX and checked in {time.perf_counter() - t0:.0f}s")
-                  + f" ({registry.cache_dir}/onnx)")
+        print(f"{kind:8} {model_id}: exported to ONNX and checked in "
+              f"{time.perf_counter() - t0:.0f}s ({registry.cache_dir}/onnx)")
 
 
 def cmd_export(args: argparse.Namespace, deployment: Deployment) -> None:
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--date", help="YYYY-MM-DD (default: yesterday in WATCHME_TIMEZONE)")
         p.add_argument("--seconds", type=float, default=60.0, help="length of each recording")
     sample.add_argument("--store", help="audio store folder (default: WATCHME_AUDIO_STORE)")
+    sample.add_argument("--if-missing", action="store_true",
+                        help="write the day only if the store has none of it (make dev)")
     sample.add_argument("--show-setup", action="store_true",
                         help="also print the models, stores and the chart's UI address")
     migrate = sub.add_parser("migrate", help="create or update the result tables")

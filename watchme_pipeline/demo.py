@@ -74,16 +74,24 @@ def choose_profile(deployment: Deployment, quiet: bool = False) -> Deployment:
 def cmd_sample(args: argparse.Namespace, deployment: Deployment) -> None:
     from watchme_pipeline.resources import LocalAudioStore
     from watchme_pipeline.sample_data import write_sample_day
-    from watchme_pipeline.slots import validate_date, validate_device_id
+    from watchme_pipeline.slots import day_prefix, validate_date, validate_device_id
 
     args.date = args.date or yesterday(deployment.timezone)
     validate_device_id(args.device)
     validate_date(args.date)
     root = args.store or deployment.audio_store
-    day = write_sample_day(LocalAudioStore(root=root), args.device, args.date, args.seconds)
-    n = sum(len(v) for v in day.keys.values())
-    print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
-          f"(speech by {day.speech_engine})")
+    store = LocalAudioStore(root=root)
+    if args.if_missing and next(iter(store.list_objects(day_prefix(args.device, args.date))),
+                                None):
+        # Rewriting would give every file a new time and size: the next run would read and
+        # decode them all again. `make sample` (no --if-missing) rewrites it.
+        print(f"sample day {args.device} {args.date} already in {root}: kept, not rewritten "
+              "(`make sample` rewrites it)")
+    else:
+        day = write_sample_day(store, args.device, args.date, args.seconds)
+        n = sum(len(v) for v in day.keys.values())
+        print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
+              f"(speech by {day.speech_engine})")
     if deployment.dagster_home:  # make the device's partitions exist in the UI at once
         import dagster as dg
 

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import types
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,23 @@ def cached_export(folder: Path, cache: Path, precision: str, label: str | None =
         "max_abs_diff"])
 
 
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence what the exporter says that no one here can act on: that torchvision is not
+    installed (its vision ops are registered when present; we export none), and torch's own
+    pytree FutureWarning, raised inside torch.export. Everything else still shows."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
+                                    category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+
+
 def export_classifier(model: Any, extractor: Any, folder: Path, cache: Path, precision: str,
                       threads: int, label: str | None = None, kind: str = "events"
                       ) -> OnnxExport:
@@ -184,7 +202,7 @@ def export_classifier(model: Any, extractor: Any, folder: Path, cache: Path, pre
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")
     fp32_tmp = path.with_name(f"{path.stem}.{os.getpid()}.fp32.tmp.onnx")
     try:
-        with torch.inference_mode(False), torch.no_grad(), attention:
+        with torch.inference_mode(False), torch.no_grad(), attention, quiet_exporter():
             torch.onnx.export(model.eval(), (torch.from_numpy(inputs["input_values"]),),
                               str(tmp if precision == "fp32" else fp32_tmp),
                               input_names=["input_values"], output_names=["logits"],
