@@ -168,17 +168,31 @@ def listening_addresses(port: int) -> set[str]:
 
 def test_make_dev_serves_the_ui_on_loopback_only(tmp_path, tiny_models):
     """`make dev` itself: the UI answers on 127.0.0.1:3000, and nothing listens on 3000 on any
-    other address (the webserver is for this machine's user, not the network)."""
+    other address (the webserver is for this machine's user, not the network). Started again,
+    it keeps the sample day it wrote the first time: no audio file is rewritten."""
+    assert not listening_addresses(3000), "port 3000 is taken before the test"
+    home, data = prepare_home(tmp_path)
+    env = {**dagster_env(home, data), "WATCHME_MODEL_PROFILE": "tiny"}
+    first = make_dev(env, tmp_path / "first.log", check_loopback=True)
+    assert "wrote 38 recordings for demo-device" in first
+    files = {p: (p.stat().st_mtime_ns, p.stat().st_size)
+             for p in (data / "audio" / "files").rglob("*.*")}
+    assert len(files) == 38
+    again = make_dev(env, tmp_path / "again.log")
+    assert "already in" in again and "kept, not rewritten" in again
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in files} == files
+
+
+def make_dev(env: dict, log: Path, check_loopback: bool = False) -> str:
+    """Start `make dev`, wait for the UI on 127.0.0.1:3000, stop it; its output."""
     import os
     import signal
     import urllib.request
 
-    assert not listening_addresses(3000), "port 3000 is taken before the test"
-    home, data = prepare_home(tmp_path)
-    env = {**dagster_env(home, data), "WATCHME_MODEL_PROFILE": "tiny"}
-    proc = subprocess.Popen(["make", "dev", f"VENV={Path(sys.executable).parents[1]}"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["make", "dev", f"VENV={Path(sys.executable).parents[1]}"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         def answers():
             try:
@@ -188,7 +202,8 @@ def test_make_dev_serves_the_ui_on_loopback_only(tmp_path, tiny_models):
                 return False
 
         wait_for(answers, 240, "make dev did not answer on 127.0.0.1:3000")
-        assert listening_addresses(3000) == {"127.0.0.1"}
+        if check_loopback:
+            assert listening_addresses(3000) == {"127.0.0.1"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -199,6 +214,7 @@ def test_make_dev_serves_the_ui_on_loopback_only(tmp_path, tiny_models):
         kill_session(proc.pid)
         proc.wait(timeout=30)
         wait_for(lambda: not listening_addresses(3000), 30, "port 3000 still held")
+    return log.read_text()
 
 
 def kill_session(session_id: int) -> None:

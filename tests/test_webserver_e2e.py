@@ -206,8 +206,10 @@ def check_partition_statuses(dagster: Dagster, asset: str) -> dict[str, dict[str
         {"key": {"path": [asset]}})["assetNodeOrError"]["assetChecksOrError"]["checks"]
     statuses: dict[str, dict[str, str]] = {}
     for check in result:
-        found = statuses.setdefault(check["name"], {})
         multi = check["partitionStatuses"]
+        if multi is None:  # charts_on_time: fleet-wide, not partitioned
+            continue
+        found = statuses.setdefault(check["name"], {})
         assert multi["primaryDimensionName"] == "date"  # the date, then each device's status
         for span in multi["ranges"]:
             start = dt.date.fromisoformat(span["primaryDimStartKey"])
