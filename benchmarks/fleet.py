@@ -263,12 +263,15 @@ def main() -> None:
 
         store = S3AudioStore(bucket="fleet-history", prefix="watchme", s3=s3_resource)
         listing = build_new_audio_sensor(PARTITIONS)
+        # Its one read of the result store: the audit, for the tick's devices (forgotten?).
+        listing_results = SqlResultStore(database_url=f"sqlite:///{tmp / 'listing.db'}")
         with dg.instance_for_test() as instance:
             cursor, took, steady, known_before = None, [], False, 0
             while not steady:  # every device listed whole once (30 s a tick), then one more
                 with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
-                                             cursor=cursor, resources={"audio_store": store}
-                                             ) as context:
+                                             cursor=cursor, resources={
+                                                 "audio_store": store,
+                                                 "result_store": listing_results}) as context:
                     t0 = time.perf_counter()
                     result = listing(context)
                     took.append(time.perf_counter() - t0)

@@ -6,6 +6,7 @@
 import os
 import socket
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +19,7 @@ from dagster_aws.s3 import S3Resource  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from watchme_pipeline.partitions import build_partitions  # noqa: E402
-from watchme_pipeline.resources import S3AudioStore  # noqa: E402
+from watchme_pipeline.resources import S3AudioStore, SqlResultStore  # noqa: E402
 from watchme_pipeline.sensors import build_new_audio_sensor  # noqa: E402
 from watchme_pipeline.slots import SLOTS  # noqa: E402
 
@@ -45,11 +46,15 @@ def main(n: int) -> None:
             list(pool.map(lambda k: client.put_object(Bucket="bench", Key=k, Body=b"x"), keys))
         print(f"uploaded {len(keys)} keys in {time.perf_counter() - t0:.1f}s")
         store = S3AudioStore(bucket="bench", s3=s3)
+        # The tick's one result-store read: the audit, for its devices (forgotten?).
+        results = SqlResultStore(database_url=f"sqlite:///{tempfile.mkdtemp()}/results.db")
         with dg.instance_for_test() as instance:
             cursor, label, ticks = None, "first tick (all new)", 0
             while True:
                 with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
-                                             cursor=cursor, resources={"audio_store": store}) as c:
+                                             cursor=cursor, resources={
+                                                 "audio_store": store,
+                                                 "result_store": results}) as c:
                     t1 = time.perf_counter()
                     result = new_audio_sensor(c)
                     took = time.perf_counter() - t1

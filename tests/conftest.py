@@ -183,10 +183,15 @@ def real_instance():
         yield inst
 
 
-def tick(instance: dg.DagsterInstance, store, cursor: str | None = None) -> dg.SensorResult:
+TICK_RESULTS = SqlResultStore(database_url=f"sqlite:///{_SESSION_DIR / 'tick-results.db'}")
+
+
+def tick(instance: dg.DagsterInstance, store, cursor: str | None = None,
+         results: SqlResultStore = TICK_RESULTS) -> dg.SensorResult:
     """Evaluate new_audio_sensor once and apply its partition requests, as the daemon does."""
     with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
-                                 cursor=cursor, resources={"audio_store": store}) as context:
+                                 cursor=cursor, resources={"audio_store": store,
+                                                           "result_store": results}) as context:
         result = new_audio_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)

@@ -277,6 +277,15 @@ def test_backfill_checks_failures_and_lineage(dagster):
         else:
             assert statuses == expected, (check, statuses)
 
+    # People's words stay in the tables: none of the day's transcripts is in the webserver's
+    # or the daemon's output (their log, with every run's launch and step events).
+    words = {t.strip()[:40] for t in dagster.results.device_rows("vibe_whisper", "dev-1")
+             .transcription if t and len(t.strip()) >= 6}
+    words |= {line for prompt in dagster.results.device_rows("vibe_whisper_prompt", "dev-1")
+              .prompt for line in prompt.splitlines() if line.startswith("[")}
+    output = (dagster.home.parent / "dagster.log").read_text(errors="ignore")
+    assert len(words) > 40 and not [w for w in words if w in output]
+
     # A day of corrupt files: the run fails, its check fails, the failure is recorded.
     for slot in ("09-00", "09-30", "10-00"):
         dagster.store.write(f"files/dev-3/2025-07-20/{slot}/audio.wav", b"RIFF\x00garbage")

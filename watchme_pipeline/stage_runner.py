@@ -52,8 +52,9 @@ def slots_to_do(current: pd.DataFrame, rows: pd.DataFrame, stage: Stage, maker: 
                 recompute: bool) -> pd.DataFrame:
     """The current recordings a stage must (re)compute: not completed, or made by another
     maker (or its row is missing), or all of them with ``recompute``. Recordings raw_audio
-    found undecodable are left out: they are failed already, with the reason."""
-    decodable = current[current.decodes]
+    found undecodable are left out: they are failed already, with the reason; so are those
+    whose audio retention deleted: their rows stay as they were made."""
+    decodable = current[current.decodes & current.audio_deleted_at.isna()]
     if recompute or not len(decodable):
         return decodable
     made_by = dict(zip(rows.time_block, rows.maker))

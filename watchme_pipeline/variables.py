@@ -72,6 +72,9 @@ VARIABLES = (
     Variable(("WATCHME_RUN_DELAY_S",), "180", "queue mode: a device-day's run waits this long "
              "for more uploads"),
     Variable(("WATCHME_DEVICE_GROUPS",), "0", "N > 0: partitions are date x N groups of devices"),
+    Variable(("WATCHME_AUDIO_RETENTION_DAYS",), "(off)", "N > 0: a daily schedule deletes the "
+             "raw audio of recordings older than N days that every stage completed (results "
+             "stay)"),
     Variable(("DAGSTER_HOME",), "(ephemeral)", "the Dagster instance the CLI's runs go into "
              "(`make` sets .dagster_home)"),
 )

@@ -43,6 +43,10 @@ class AudioStore(dg.ConfigurableResource):
         """Store ``data`` under ``key``; return where it went (a path or a URI)."""
         raise NotImplementedError
 
+    def delete(self, key: str) -> None:
+        """Delete the object; one already gone is fine (a forget or retention resumed)."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -109,6 +113,15 @@ class LocalAudioStore(AudioStore):
         tmp.write_bytes(data)
         tmp.replace(path)  # readers never see half a file
         return str(path)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        root = Path(self.root).resolve()
+        for folder in path.parents:  # empty folders go too: a device's folder says it exists
+            if folder.resolve() == root or not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
 
     def describe(self) -> str:
         return f"local folder {self.root}"

@@ -120,6 +120,9 @@ class S3AudioStore(AudioStore):
         self.client.put_object(Bucket=self.bucket, Key=full, Body=data, ContentType=content_type)
         return f"s3://{self.bucket}/{full}"
 
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))  # absent: no error
+
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"
 

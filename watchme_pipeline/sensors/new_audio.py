@@ -26,6 +26,7 @@ from watchme_pipeline.partitions import DATE, DeviceDay, device_group_count, dev
 from watchme_pipeline.resources import AudioStore, StoredObject
 from watchme_pipeline.sensors.run_requests import DayRun, partition_runs
 from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, parse_key
+from watchme_pipeline.store import ResultStore
 
 LAG = dt.timedelta(minutes=5)
 MAX_RUNS_PER_TICK = 20
@@ -132,12 +133,13 @@ def build_new_audio_sensor(partitions_def: dg.MultiPartitionsDefinition,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Lists the audio store; adds new devices to the `devices` partitions and "
         f"requests a run per device-day with new recordings (at most {MAX_RUNS_PER_TICK} a "
-        "tick; one per date and device group with WATCHME_DEVICE_GROUPS).",
+        "tick; one per date and device group with WATCHME_DEVICE_GROUPS). Uploads of a "
+        "forgotten device are refused and counted (in the cursor) until it is re-admitted.",
     )
-    def new_audio_sensor(context: dg.SensorEvaluationContext, audio_store: AudioStore
-                         ) -> dg.SensorResult:
+    def new_audio_sensor(context: dg.SensorEvaluationContext, audio_store: AudioStore,
+                         result_store: ResultStore) -> dg.SensorResult:
         valid = set(dates.get_partition_keys(dynamic_partitions_store=context.instance))
-        return sensor_result(context, audio_store, valid, device_groups)
+        return sensor_result(context, audio_store, valid, device_groups, result_store)
 
     return new_audio_sensor
 
@@ -173,12 +175,35 @@ def recent_objects(audio_store: AudioStore, newest: dict[str, str], valid_dates:
     return objects, newest, frozenset(first)
 
 
+def refuse_forgotten(plan: TickPlan, result_store: ResultStore, refused: dict[str, int]
+                     ) -> tuple[dict[str, int], dict[str, int]]:
+    """Drop the requests of forgotten devices (privacy/forget.py). Returns the uploads refused
+    per device since each was forgotten (kept in the cursor; a re-admitted device drops out)
+    and those refused in this tick. The read is of the audit, for this tick's devices only."""
+    forgotten = result_store.forgotten(set(refused) | {d.device_id for d in plan.requests})
+    counts = {d: n for d, n in refused.items() if d in forgotten}
+    now: dict[str, int] = {}
+    for day in [d for d in plan.requests if d.device_id in forgotten]:
+        now[day.device_id] = now.get(day.device_id, 0) + len(plan.requests.pop(day))
+    return {d: counts.get(d, 0) + now.get(d, 0) for d in {*counts, *now}}, now
+
+
 def sensor_result(context: dg.SensorEvaluationContext, audio_store: AudioStore,
-                  valid_dates: set[str], device_groups: int = 0) -> dg.SensorResult:
-    newest = json.loads(context.cursor).get("newest", {}) if context.cursor else {}
+                  valid_dates: set[str], device_groups: int = 0,
+                  result_store: ResultStore | None = None) -> dg.SensorResult:
+    previous = json.loads(context.cursor) if context.cursor else {}
+    newest = previous.get("newest", {})
     objects, newest, first = recent_objects(audio_store, newest, valid_dates)
     plan = plan_tick(objects, context.cursor, MAX_RUNS_PER_TICK, valid_dates, first)
-    plan.cursor = json.dumps({**json.loads(plan.cursor), "newest": newest}, sort_keys=True)
+    refused = previous.get("refused", {})
+    if result_store is not None:
+        refused, now = refuse_forgotten(plan, result_store, refused)
+        for device, count in now.items():
+            context.log.warning(f"{count} uploads of forgotten device {device} refused "
+                                f"(`python -m watchme_pipeline readmit {device}` accepts "
+                                "new ones again)")
+    plan.cursor = json.dumps({**json.loads(plan.cursor), "newest": newest,
+                              **({"refused": refused} if refused else {})}, sort_keys=True)
     for key, reason in plan.skipped.items():
         context.log.warning(f"skipped {key}: {reason}")
     known = set(context.instance.get_dynamic_partitions(devices_partitions.name))

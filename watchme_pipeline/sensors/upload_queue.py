@@ -40,6 +40,7 @@ class DrainFigures:
     deleted: int = 0
     other_events: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)  # forgotten device -> uploads
     seconds: float = 0.0
     queue_seconds: float = 0.0  # of which in SQS calls (receive, delete)
 
@@ -69,6 +70,12 @@ def drain_queue(queue: UploadQueue, store: ResultStore, valid_dates: set[str],
             else:
                 figures.skipped[upload["file_path"]] = (
                     f"date {upload['local_date']} is outside the partitions")
+        # A forgotten device's uploads are refused (counted, never noted) until re-admitted.
+        forgotten = store.forgotten({u["device_id"] for u in uploads})
+        for upload in [u for u in uploads if u["device_id"] in forgotten]:
+            figures.refused[upload["device_id"]] = figures.refused.get(upload["device_id"],
+                                                                       0) + 1
+        uploads = [u for u in uploads if u["device_id"] not in forgotten]
         store.note_uploads(uploads)  # durable first ...
         t0 = clock()
         figures.deleted += queue.delete(messages)  # ... then gone from the queue
@@ -117,7 +124,8 @@ def build_upload_queue_sensor(partitions_def: dg.MultiPartitionsDefinition, job_
         description="Reads the bucket's upload notifications (WATCHME_UPLOAD_QUEUE), notes "
         "each upload, and requests a run per device-day (per date and device group with "
         "WATCHME_DEVICE_GROUPS) once its oldest new upload is "
-        f"{run_delay_s:g} s old, covering all of that day's new uploads.",
+        f"{run_delay_s:g} s old, covering all of that day's new uploads. Uploads of a "
+        "forgotten device are refused and counted until it is re-admitted.",
     )
     def upload_queue_sensor(context: dg.SensorEvaluationContext, upload_queue: UploadQueue,
                          result_store: ResultStore) -> dg.SensorResult:
@@ -140,6 +148,9 @@ def queue_tick(context: dg.SensorEvaluationContext, queue: UploadQueue, store: R
         store.mark_requested(run.keys, run.run_key, now)
     for key, reason in list(drained.skipped.items())[:20]:
         context.log.warning(f"skipped {key}: {reason}")
+    for device, count in drained.refused.items():
+        context.log.warning(f"{count} uploads of forgotten device {device} refused "
+                            f"(`python -m watchme_pipeline readmit {device}` accepts new ones)")
     if given_up:
         context.log.error(f"{given_up} uploads were requested 3 times and never registered: "
                           "given up (see the runs of their device-days)")

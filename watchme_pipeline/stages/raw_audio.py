@@ -46,6 +46,8 @@ audio_files = sa.Table(
     sa.Column("superseded", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("error", sa.Text),
     sa.Column("updated_at", UTCDateTime),
+    # When audio retention deleted the file (its results stay; privacy/retention.py; 0006).
+    sa.Column("audio_deleted_at", UTCDateTime),
     sa.Index("audio_files_day", "device_id", "local_date"),
     sa.Index("audio_files_recorded", "device_id", "recorded_at"),
     sa.Index("audio_files_date", "local_date", "device_id"),  # the alert sensors' reads (0005)
@@ -78,6 +80,10 @@ class UnknownDevice(NotRetried, LookupError):
     """A device with no recordings at all in the audio store."""
 
 
+class ForgottenDevice(NotRetried, PermissionError):
+    """A device whose data was forgotten: its uploads are refused until it is re-admitted."""
+
+
 def current_and_superseded(df: pd.DataFrame) -> pd.Series:
     """Which recordings are superseded: in each slot all but the latest (recorded time, then
     upload time, then key: ``09-00-00`` after ``09-00``, both meaning 09:00)."""
@@ -87,13 +93,12 @@ def current_and_superseded(df: pd.DataFrame) -> pd.Series:
     return order.duplicated("slot", keep="last").reindex(df.index)
 
 
-def registered_facts(result_store: ResultStore, day: DeviceDay, vad: VadSettings
-                     ) -> dict[str, dict]:
-    """What raw_audio found of each file it registered for the day (by key), for files it
-    need not read again. Only with the default VAD: other settings find other segments."""
+def registered_facts(files: pd.DataFrame, vad: VadSettings) -> dict[str, dict]:
+    """What raw_audio found of each file it registered for the day (``files``, by key), for
+    files it need not read again. Only with the default VAD: other settings find other
+    segments."""
     if vad != VadSettings():
         return {}
-    files = result_store.recordings(day.device_id, day.date)
     facts = {}
     for r in files.itertuples():
         if r.uploaded_at is None or r.file_size is None or (r.decodes and
@@ -113,17 +118,20 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
                     tz: dt.tzinfo, log: logging.Logger | Any,
                     vad: VadSettings = VadSettings()) -> tuple[pd.DataFrame, dict[str, str]]:
     """List the day's recordings, decode those not registered before (or uploaded again),
-    register them all; return them (slot, key, facts, ``superseded``, ``decoded``) and the
+    register them all; return them (slot, key, facts, ``superseded``, ``read``) and the
     keys skipped with their reasons. ``read``: read and decoded in this call (new, or uploaded
     again); ``decodes``: whether the file decodes. Raises UnknownDevice."""
     objects = list(audio_store.list_objects(day_prefix(day.device_id, day.date)))
-    if not objects and not any(
+    # Recordings whose audio retention deleted: their rows and results stay as they are.
+    registered = result_store.recordings(day.device_id, day.date)
+    audio_deleted = int(registered.audio_deleted_at.notna().sum())
+    if not objects and not audio_deleted and not any(
         True for _ in audio_store.list_objects(f"{KEY_PREFIX}/{day.device_id}/")
     ):
         raise UnknownDevice(f"unknown device {day.device_id!r}: no recordings under "
                             f"{KEY_PREFIX}/{day.device_id}/ in {audio_store.describe()}")
     rows, skipped = [], {}
-    known = registered_facts(result_store, day, vad)
+    known = registered_facts(registered, vad)
     for obj in objects:
         try:
             parsed = parse_key(obj.key)
@@ -181,7 +189,8 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
         log.warning(f"skipped key {key}: {reason}")
     for r in bad.itertuples():
         log.warning(f"{day}: slot {r.slot} failed: {r.error}")
-    if not objects:  # a finding, not a success: a device that stopped uploading looks like this
+    df.attrs["audio_deleted"] = audio_deleted
+    if not objects and not audio_deleted:  # a finding: a device that stopped uploading
         log.warning(f"{day}: no recordings of {day.device_id} on {day.date} under "
                     f"{day_prefix(day.device_id, day.date)} in {audio_store.describe()}")
     return df, skipped
@@ -209,6 +218,10 @@ def stored_devices(audio_store: AudioStore) -> Callable[[GroupDay, int], list[st
 def register_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
     """Find and register the device-day's recordings; the partition's figures."""
     assert run.audio_store is not None
+    if run.result_store.forgotten([day.device_id]):
+        raise ForgottenDevice(f"device {day.device_id!r} was forgotten: its uploads are "
+                              "refused until `python -m watchme_pipeline readmit "
+                              f"{day.device_id}`")
     df, skipped = find_recordings(run.audio_store, run.result_store, day,
                                   ZoneInfo(run.timezone), run.log)
     bad = df[~df.decodes & ~df.superseded]
@@ -220,6 +233,8 @@ def register_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
         "recordings_decoded": int(df.decodes.sum()),
         "recordings_failed": int((~df.decodes).sum()),
         "recordings_read": int(df.read.sum()),
+        # Deleted by audio retention (WATCHME_AUDIO_RETENTION_DAYS): results kept, not redone.
+        "recordings_audio_deleted": df.attrs["audio_deleted"],
         "slots_failed": len(bad),
         "failed_slots": dg.MetadataValue.json(dict(zip(bad.slot, bad.error))),
         "superseded_recordings": dg.MetadataValue.json(list(df[df.superseded].key)),

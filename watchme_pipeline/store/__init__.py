@@ -1,7 +1,7 @@
 """The result store: one Dagster resource, two backends chosen by configuration, every query
 written once (``gateway.py``) and split by job: a stage's rows (``rows.py``), the recording
-ledger (``recordings.py``), the upload ledger (``uploads.py``) and the failure log
-(``failures.py``).
+ledger (``recordings.py``), the upload ledger (``uploads.py``), the failure log
+(``failures.py``) and what is kept of one person (``persons.py``).
 
 * ``SqlResultStore``: SQLite (the embedded default) and PostgreSQL / Supabase's database by
   URL; tables are created or migrated on first use. Each write of one stage for one
@@ -27,12 +27,14 @@ from watchme_pipeline.store.gateway import (
     SqlGateway,
     clean_value,
 )
+from watchme_pipeline.store.persons import PersonalData
 from watchme_pipeline.store.recordings import RecordingLedger
 from watchme_pipeline.store.types import typed_frame
 from watchme_pipeline.store.uploads import UploadLedger
 
 
-class ResultStore(RecordingLedger, UploadLedger, RunFailures, dg.ConfigurableResource):
+class ResultStore(RecordingLedger, UploadLedger, RunFailures, PersonalData,
+                  dg.ConfigurableResource):
     """The tables of the brief and ours, written with upserts keyed on their primary keys."""
 
     def describe(self) -> str:

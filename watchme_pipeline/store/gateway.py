@@ -26,7 +26,8 @@ import sqlalchemy as sa
 
 REST_PAGE = 1000  # PostgREST's usual max-rows
 
-# A condition: (op, column, value), op one of eq, in, not_in, gte, lt; or ("any", conds).
+# A condition: (op, column, value), op one of eq (None: is null), in, not_in, gte, lt, endswith;
+# or ("any", conds).
 Cond = tuple
 
 
@@ -88,9 +89,11 @@ class SqlGateway:
         if op == "any":
             return sa.or_(*[SqlGateway._clause(table, c) for c in cond[1]])
         col, value = table.c[cond[1]], cond[2]
-        return {"eq": lambda: col.is_(value) if isinstance(value, bool) else col == value,
+        return {"eq": lambda: (col.is_(value) if isinstance(value, bool) or value is None
+                               else col == value),
                 "in": lambda: col.in_(list(value)), "not_in": lambda: col.not_in(list(value)),
-                "gte": lambda: col >= value, "lt": lambda: col < value}[op]()
+                "gte": lambda: col >= value, "lt": lambda: col < value,
+                "endswith": lambda: col.endswith(value, autoescape=True)}[op]()
 
     def _where(self, query: Any, table: sa.Table, where: Sequence[Cond]) -> Any:
         return query.where(*[self._clause(table, c) for c in where]) if where else query
@@ -155,8 +158,12 @@ class RestGateway:
             if op == "any":
                 request = request.or_(",".join(f"{c[1]}.{c[0]}.{self._text(c[2])}"
                                                for c in cond[1]))
+            elif op == "eq" and cond[2] is None:
+                request = request.is_(cond[1], "null")
             elif op == "eq":
                 request = request.eq(cond[1], cond[2])
+            elif op == "endswith":  # PostgREST's like: * is the wildcard
+                request = request.like(cond[1], f"*{cond[2]}")
             elif op == "in":
                 request = request.in_(cond[1], list(cond[2]))
             elif op == "not_in":

@@ -64,6 +64,26 @@ class RecordingLedger(StageRows):
                 gateway.update(ledger.audio_files, {"error": None}, [
                     *where, *[("in", f"{s}_status", DONE) for s in ledger.status_names()]])
 
+    # -- audio retention: a bounded batch at a time, by the local_date index ---------------
+
+    def expired_audio(self, before: str, limit: int) -> pd.DataFrame:
+        """Recordings of days before ``before`` whose audio is still there and that every
+        stage completed (device_id, file_path), at most ``limit``."""
+        ledger = _ledger()
+        rows = self.gateway().select(
+            ledger.audio_files,
+            [("lt", "local_date", before), ("eq", "audio_deleted_at", None),
+             *[("eq", f"{s}_status", "completed") for s in ledger.status_names()]],
+            columns=["device_id", "file_path"], order=["local_date", "device_id", "file_path"],
+            limit=limit)
+        return pd.DataFrame(rows, columns=["device_id", "file_path"])
+
+    def mark_audio_deleted(self, device_id: str, file_paths: Sequence[str]) -> None:
+        self.gateway().update(_ledger().audio_files,
+                              {"audio_deleted_at": dt.datetime.now(dt.UTC)},
+                              [("eq", "device_id", device_id), ("in", "file_path",
+                                                                list(file_paths))])
+
     # -- what the alert sensors read: one or two dates, never all history ------------------
 
     def devices_recording(self, dates: Sequence[str]) -> pd.DataFrame:
