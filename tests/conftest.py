@@ -33,7 +33,7 @@ from watchme_pipeline.stage import Makers  # noqa: E402
 # `make test-fast` runs `-m "not slow"`: no servers (PostgreSQL, S3, Dagster's webserver), no
 # whole-graph runs, no real weights. `make test` runs everything.
 SLOW_MODULES = {"test_alerts_daemon", "test_webserver_e2e", "test_first_hour", "test_reliability",
-                "test_add_a_stage",
+                "test_add_a_stage", "test_privacy",
                 "test_s3",
                 "test_real_whisper", "test_data_lies", "test_pipeline", "test_operations",
                 "test_deployment"}

@@ -55,6 +55,20 @@ def test_run_launcher_config_validates_against_dagster_k8s():
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
 
 
+def test_the_ui_is_reached_only_through_the_authenticating_proxy():
+    """An operator console: no public ingress or service for the webserver; the only public
+    address is oauth2-proxy's, whose upstream is the webserver's in-cluster service."""
+    values = yaml.safe_load((ROOT / "deploy/helm/values.yaml").read_text())
+    assert values["ingress"]["enabled"] is False
+    assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
+    proxy = yaml.safe_load((ROOT / "deploy/helm/oauth2-proxy.yaml").read_text())
+    assert proxy["extraArgs"]["upstream"].startswith(
+        "http://dagster-dagster-webserver.watchme.svc.cluster.local")
+    assert proxy["extraArgs"]["allowed-group"] and proxy["config"]["existingSecret"]
+    assert proxy["ingress"]["enabled"] and proxy["ingress"]["tls"]
+    assert "secret" not in json.dumps(proxy["extraArgs"]).lower()  # secrets from the Secret
+
+
 @pytest.mark.parametrize("asset", sorted(POD_MEMORY))
 def test_each_step_pod_gets_its_memory(asset):
     """Build the Kubernetes job dagster-k8s would create for the asset's step."""
