@@ -79,7 +79,7 @@ def test_forget_a_device_deletes_it_everywhere_and_nothing_else(stores, instance
     assert any(str(k).endswith("|dev-b") for k in instance.get_materialized_partitions(
         dg.AssetKey("raw_audio")))
 
-    with pytest.raises(ForgetRefused, match="--confirm must repeat the device id"):
+    with pytest.raises(ForgetRefused, match="must repeat the device id"):
         forget_device("dev-b", "dev-c", audio_store=audio, result_store=results,
                       instance=instance)
     assert row_counts(results, "dev-b") == before["dev-b"][0]  # nothing deleted
@@ -250,3 +250,58 @@ def test_no_speech_or_forgotten_device_outside_the_result_tables(resources, tmp_
     found = [(n, text[:80]) for text in kept for n in [*needles, "dev-p"] if n in text]
     assert not found, found[:5]
     assert any("dev-q" in text for text in kept)  # the other device's records are there
+
+
+def test_the_forget_device_job_does_the_same_and_refuses_a_mismatch(resources, instance,
+                                                                    sample_bytes):
+    """The job the UI launches: config device_id and confirm; a mismatch deletes nothing."""
+    from watchme_pipeline.privacy.jobs import build_forget_job
+
+    seed(resources, instance, sample_bytes, devices=["dev-a", "dev-b"], dates=DATES[:1])
+    job = build_forget_job(ASSET_KEYS, device_groups=0)
+    results = resources["result_store"]
+
+    def launch(confirm: str) -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            resources={k: resources[k] for k in ("result_store", "audio_store")},
+            run_config={"ops": {"forget": {"config": {"device_id": "dev-b",
+                                                      "confirm": confirm}}}})
+
+    refused = launch("dev-a")
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.is_step_failure]
+    assert "must repeat the device id (got 'dev-a')" in failure.event_specific_data.error.message
+    assert row_counts(results, "dev-b")["vibe_whisper"] == SLOTS
+    done = launch("dev-b")
+    assert done.success
+    assert set(row_counts(results, "dev-b").values()) == {0}
+    assert row_counts(results, "dev-a")["vibe_whisper"] == SLOTS
+    assert "dev-b" not in instance.get_dynamic_partitions("devices")
+    # The earlier (refused) forget run named the device in its config: it is gone too.
+    assert instance.get_run_by_id(refused.run_id) is None
+    assert results.forgotten(["dev-a", "dev-b"]) == {"dev-b"}
+
+
+def test_in_group_mode_runs_of_the_device_alone_go_and_shared_ones_are_listed(instance):
+    from watchme_pipeline.privacy.forget import forget_in_dagster
+    from watchme_pipeline.settings import PipelineSettings, launch_settings
+
+    @dg.op
+    def step(settings: PipelineSettings) -> None:
+        pass
+
+    @dg.job(resource_defs={"settings": launch_settings(PipelineSettings())})
+    def group_run():
+        step()
+
+    def run_for(devices: list[str]) -> str:
+        return group_run.execute_in_process(instance=instance, run_config={
+            "resources": {"settings": {"config": {"devices": devices}}}}).run_id
+
+    alone, shared, other = run_for(["dev-b"]), run_for(["dev-b", "dev-c"]), run_for(["dev-c"])
+    counts, kept = forget_in_dagster(instance, "dev-b", [], device_groups=8)
+    assert counts == {"dagster runs": 1}
+    assert instance.get_run_by_id(alone) is None
+    assert instance.get_run_by_id(shared) and instance.get_run_by_id(other)
+    assert any(shared in line and "among others" in line for line in kept)

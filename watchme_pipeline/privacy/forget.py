@@ -175,8 +175,9 @@ def forget_device(device_id: str, confirm: str, *, audio_store: AudioStore,
     ``confirm`` must repeat the device id."""
     device = validate_device_id(device_id)
     if confirm != device:
-        raise ForgetRefused(f"forget {device!r}: --confirm must repeat the device id "
-                            f"(got {confirm!r}); nothing was deleted")
+        raise ForgetRefused(f"forget {device!r}: the confirmation (--confirm, or the job's "
+                            f"confirm) must repeat the device id (got {confirm!r}); nothing "
+                            "was deleted")
     log = log or logging.getLogger(__name__)
     request_id, resumed = result_store.open_request(device, FORGET)
     report = ForgetReport(request_id, device, resumed)

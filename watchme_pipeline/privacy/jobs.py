@@ -24,10 +24,13 @@ def build_forget_job(asset_keys: Sequence[dg.AssetKey], device_groups: int
            "rows in every table, Dagster's records of it) and writes the audit row.")
     def forget_op(context: dg.OpExecutionContext, config: ForgetConfig,
                   result_store: ResultStore, audio_store: AudioStore) -> None:
-        report = forget_device(config.device_id, config.confirm, audio_store=audio_store,
-                               result_store=result_store, instance=context.instance,
-                               asset_keys=asset_keys, device_groups=device_groups,
-                               log=context.log)
+        try:
+            report = forget_device(config.device_id, config.confirm, audio_store=audio_store,
+                                   result_store=result_store, instance=context.instance,
+                                   asset_keys=asset_keys, device_groups=device_groups,
+                                   log=context.log)
+        except ValueError as exc:  # a mismatch or a malformed id: said once, not retried
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         for line in report.lines():
             context.log.info(line)
 
