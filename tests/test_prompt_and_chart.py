@@ -63,3 +63,17 @@ def test_chart_has_gaps_exactly_where_scores_are_null():
     # Higher scores are drawn higher, within the fixed -100..100 axis.
     top, bottom = pixels[scores.index(96), 1], pixels[scores.index(-100), 1]
     assert 0 < top < bottom < 400
+
+
+def test_a_day_without_recordings_says_so_on_the_chart_and_in_the_prompt():
+    blank, _ = render_chart([None] * 48, "dev-1 2025-07-18")
+    said, _ = render_chart([None] * 48, "dev-1 2025-07-18", note="no recordings")
+    grey = [np.abs(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+                   - (0x66, 0x66, 0x66)).sum(axis=2) < 30 for png in (blank, said)]
+    middle = (slice(150, 250), slice(450, 750))  # the plot's centre, where the note goes
+    assert grey[0][middle].sum() == 0 and grey[1][middle].sum() > 500  # text, not a frame
+    empty = [SlotSummary(slot=s, recorded=False) for s in SLOTS]
+    assert build_prompt("dev-1", "2025-07-18", empty, "ja") == (
+        "この日の録音はありません。\ndevice: dev-1  date: 2025-07-18")
+    assert build_prompt("dev-1", "2025-07-18", empty, "en").startswith(
+        "No recordings on this day.")
