@@ -84,11 +84,16 @@ def test_forget_a_device_deletes_it_everywhere_and_nothing_else(stores, instance
                       instance=instance)
     assert row_counts(results, "dev-b") == before["dev-b"][0]  # nothing deleted
 
+    # One more run of one partition, as the sensor and the UI launch them (tagged by device).
+    single = dg.materialize(ALL_ASSETS, partition_key=f"{DATES[0]}|dev-b", resources=stores,
+                            instance=instance)
     report = forget_device("dev-b", "dev-b", audio_store=audio, result_store=results,
                            instance=instance, asset_keys=ASSET_KEYS)
+    assert instance.get_run_by_id(single.run_id) is None
     assert report.counts["table vibe_whisper"] == SLOTS * 3
     assert report.counts["store files/dev-b/"] == SLOTS * 3
-    assert report.counts["dagster partition key"] == 1 and report.counts["dagster runs"] == 1
+    assert report.counts["dagster partition key"] == 1 and report.counts["dagster runs"] == 2
+    assert not report.kept  # nothing of it left in Dagster
     assert set(row_counts(results, "dev-b").values()) == {0}
     assert object_counts(audio, "dev-b") == {"files": 0, "charts": 0}
     assert "dev-b" not in instance.get_dynamic_partitions("devices")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from watchme_pipeline.partitions import DEVICE, devices_partitions
 from watchme_pipeline.slots import KEY_PREFIX, validate_device_id
 from watchme_pipeline.store.persons import FORGET
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from watchme_pipeline.store import ResultStore
 
 CHART_PREFIX = "charts"  # mood_chart writes charts/{device}/{date}/mood_chart.png
-DEVICES = "devices"  # the dynamic partitions' name (partitions.py)
+DEVICES = devices_partitions.name  # the dynamic partitions of the device dimension
 RUN_PAGE = 500  # run records read at a time, in group mode
 
 
@@ -113,7 +114,7 @@ def forget_in_dagster(instance: dg.DagsterInstance, device_id: str,
         # Its runs: those of one partition carry the device's tag; a backfill run covers a
         # range of one device's dates and is found by the range's first key.
         runs = {r.dagster_run.run_id for r in instance.get_run_records(
-            filters=dg.RunsFilter(tags={f"dagster/partition/{DEVICES}": device_id}))}
+            filters=dg.RunsFilter(tags={f"dagster/partition/{DEVICE}": device_id}))}
         for key in sorted({k for keys in partitions.values() for k in keys}):
             runs |= {r.dagster_run.run_id for r in instance.get_run_records(
                 filters=dg.RunsFilter(tags={"dagster/asset_partition_range_start": key}))}
