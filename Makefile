@@ -4,7 +4,7 @@ PORT ?= 3000
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install voice demo test test-fast dev lint sample clean bench bench-dev bench-sensor bench-fleet bench-store reliability weights eval export
+.PHONY: install voice demo test test-fast dev lint sample clean bench bench-dev speaker-probe bench-sensor bench-fleet bench-store reliability weights eval export
 
 install: $(VENV)/.installed
 
@@ -80,6 +80,13 @@ dev: install
 	$(PY) -m watchme_pipeline export && \
 	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
 	  exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# Issue #33's first measurement (not part of the pipeline yet): resemblyzer's speaker encoder
+# (weights inside its wheel) telling a wearer from others on Kokoro's voices.
+speaker-probe: voice
+	$(PY) -m pip install -q librosa webrtcvad-wheels
+	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
+	$(PY) benchmarks/speaker_probe.py
 
 # How fast `make dev` answers when the sample day is there, and that it rewrites no audio.
 bench-dev: install
