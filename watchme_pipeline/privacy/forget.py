@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from watchme_pipeline.resources import AudioStore
     from watchme_pipeline.store import ResultStore
 
+FORGET_JOB = "forget_device"  # the job's name (privacy/jobs.py): its runs' config names a device
 CHART_PREFIX = "charts"  # mood_chart writes charts/{device}/{date}/mood_chart.png
 DEVICES = devices_partitions.name  # the dynamic partitions of the device dimension
 RUN_PAGE = 500  # run records read at a time, in group mode
@@ -73,7 +74,7 @@ def earlier_forget_runs(instance: dg.DagsterInstance, device_id: str) -> set[str
     """Finished forget_device runs for this device: their config names it (the audit row in
     data_requests is the record that stays). A run still going is not touched."""
     runs = instance.get_run_records(filters=dg.RunsFilter(
-        job_name="forget_device", statuses=[dg.DagsterRunStatus.SUCCESS,
+        job_name=FORGET_JOB, statuses=[dg.DagsterRunStatus.SUCCESS,
                                             dg.DagsterRunStatus.FAILURE,
                                             dg.DagsterRunStatus.CANCELED]))
     return {r.dagster_run.run_id for r in runs

@@ -4,11 +4,11 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from watchme_pipeline.privacy.forget import forget_device
+from watchme_pipeline.privacy.forget import FORGET_JOB, forget_device
 from watchme_pipeline.resources import AudioStore
 from watchme_pipeline.store import ResultStore
 
-JOB_NAME = "forget_device"
+JOB_NAME = FORGET_JOB
 
 
 class ForgetConfig(dg.Config):
