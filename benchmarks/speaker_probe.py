@@ -83,9 +83,10 @@ def windows(encoder, audio: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int
     return np.array(embeds), spans
 
 
-def auto_profile(encoder, days: list[np.ndarray]) -> np.ndarray:
+def auto_profile(encoder, days: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Cluster the earlier days' windows; the wearer's is the cluster with the most loud
-    speech (the nearest voice is the most frequent and the loudest)."""
+    speech (the nearest voice is the most frequent and the loudest). Also the other
+    clusters' means that hold at least 5 % of it: the voices around the wearer."""
     embeds, weights = [], []
     for audio in days:
         e, spans = windows(encoder, audio)
@@ -94,9 +95,11 @@ def auto_profile(encoder, days: list[np.ndarray]) -> np.ndarray:
     x = np.concatenate(embeds)
     labels = fcluster(linkage(x, "average", metric="cosine"), t=0.35, criterion="distance")
     score = {c: sum(w for w, lab in zip(weights, labels) if lab == c) for c in set(labels)}
-    mine = x[labels == max(score, key=score.get)]
-    profile = mine.mean(axis=0)
-    return profile / np.linalg.norm(profile)
+    top = max(score, key=score.get)
+    means = {c: x[labels == c].mean(axis=0) for c in score}
+    unit = {c: m / np.linalg.norm(m) for c, m in means.items()}
+    others = [unit[c] for c in score if c != top and score[c] >= 0.05 * score[top]]
+    return unit[top], np.array(others).reshape(-1, x.shape[1])
 
 
 def recording_profile(encoder, wearer: str) -> np.ndarray:
@@ -119,13 +122,16 @@ def clustered(embeds: np.ndarray, profile: np.ndarray, threshold: float) -> np.n
 
 
 def accuracy(embeds: np.ndarray, spans: list, truth: np.ndarray, profile: np.ndarray,
-             threshold: float, smooth: int) -> tuple[float, float]:
+             threshold: float, smooth: int, score: np.ndarray | None = None
+             ) -> tuple[float, float]:
     """(speech-time accuracy over the speech the windows cover, share of speech covered);
     ``smooth`` 0: by cluster of the slot's windows (``clustered``)."""
     verdict = np.zeros(len(truth), np.int8)  # 0 not covered, 1 wearer, 2 other
     if len(embeds):
+        if score is None:
+            score = embeds @ profile
         wearer = (clustered(embeds, profile, threshold) if smooth == 0
-                  else (embeds @ profile) >= threshold)
+                  else score >= threshold)
         segments = np.array([s for _, _, s in spans])
         for seg in np.unique(segments):  # the majority of its neighbours in the segment
             idx = np.flatnonzero(segments == seg)
@@ -138,6 +144,16 @@ def accuracy(embeds: np.ndarray, spans: list, truth: np.ndarray, profile: np.nda
     covered = speech & (verdict > 0)
     correct = covered & (verdict == truth)
     return float(correct.sum() / max(covered.sum(), 1)), float(covered.sum() / speech.sum())
+
+
+def nearest(embeds: np.ndarray, spans: list, truth: np.ndarray, profile: np.ndarray,
+            others: np.ndarray, smooth: int) -> tuple[float, float]:
+    """A window is the wearer's when the wearer's profile is nearer than every other voice
+    heard on earlier days (as ``accuracy``, with the margin over them as the score)."""
+    if not len(others) or not len(embeds):
+        return accuracy(embeds, spans, truth, profile, 0.8, smooth)
+    margin = embeds @ profile - (embeds @ others.T).max(axis=1)
+    return accuracy(embeds, spans, truth, profile, 0.0, smooth, score=margin)
 
 
 def oracle(spans: list, truth: np.ndarray) -> float:
@@ -163,8 +179,8 @@ def main() -> None:
         rng = np.random.default_rng(100 + w)
         history = [turns(wearer, others[:2] if d % 2 else others[2:], list(ENROLL), rng)[0]
                    for d in range(3 * 2)]  # 3 earlier days, 2 slots each
-        profiles = {"automatic": auto_profile(encoder, history),
-                    "enrollment recording": recording_profile(encoder, wearer)}
+        auto, around = auto_profile(encoder, history)
+        profiles = {"automatic": auto, "enrollment recording": recording_profile(encoder, wearer)}
         tests = []
         for s in range(6):
             pair = [others[s % 4], others[(s + 1) % 4]]
@@ -174,6 +190,12 @@ def main() -> None:
         results[wearer] = {"oracle windows (each window told its majority truth)": {
             "accuracy": round(float(np.mean([oracle(sp, t) for (_, sp), t in embedded])), 4)}}
         for name, profile in profiles.items():
+            # Nearest profile: the wearer's against the voices heard around them before.
+            for smooth in (1, 3):
+                scores = [nearest(e, sp, t, profile, around, smooth) for (e, sp), t in embedded]
+                results[wearer][f"{name} nearest (others from history) smooth={smooth}"] = {
+                    "accuracy": round(float(np.mean([a for a, _ in scores])), 4),
+                    "speech_covered": round(float(np.mean([c for _, c in scores])), 4)}
             for threshold in (0.75, 0.80, 0.85, 0.90):
                 for smooth in (0, 1, 3):
                     scores = [accuracy(e, sp, t, profile, threshold, smooth)
