@@ -19,7 +19,8 @@ from watchme_pipeline.privacy.forget import ForgetRefused, forget_device
 from watchme_pipeline.privacy.retention import delete_expired_audio
 from watchme_pipeline.resources import SqlResultStore
 from watchme_pipeline.sample_data import SENTENCES
-from watchme_pipeline.store.persons import date_column, device_tables
+from watchme_pipeline.store.persons import device_tables
+from watchme_pipeline.store.rows import date_column
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = ["dev-a", "dev-b", "dev-c"]

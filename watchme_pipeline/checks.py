@@ -42,10 +42,6 @@ class Verdict:
     problem: str | None = None
     escalate: bool = False  # a failure that is an ERROR even for a WARN check
 
-    @property
-    def passed(self) -> bool:
-        return self.problem is None
-
 
 def failed_slots_below_threshold(days: Days, result_store: ResultStore,
                                  audio_store: AudioStore) -> list[Verdict]:

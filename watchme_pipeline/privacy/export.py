@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watchme_pipeline.slots import KEY_PREFIX, validate_date, validate_device_id
-from watchme_pipeline.store.persons import EXPORT, date_column, dated_device_tables
+from watchme_pipeline.stages.mood_chart import CHART_PREFIX
+from watchme_pipeline.store.persons import EXPORT, dated_device_tables
+from watchme_pipeline.store.rows import date_column
 
 if TYPE_CHECKING:
     from watchme_pipeline.resources import AudioStore
     from watchme_pipeline.store import ResultStore
+
 
 def jsonable(value: Any) -> Any:
     """A stored value as JSON: times in ISO 8601 (UTC), missing as null."""
@@ -101,7 +104,7 @@ def export_device(device_id: str, out: Path, *, result_store: ResultStore,
         for name, rows in per_table.items():
             (folder / f"{name}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1),
                                                  encoding="utf-8")
-        for obj in audio_store.list_objects(f"charts/{device}/{date}/"):
+        for obj in audio_store.list_objects(f"{CHART_PREFIX}/{device}/{date}/"):
             (folder / Path(obj.key).name).write_bytes(audio_store.read(obj.key))
             report.charts += 1
         if audio:

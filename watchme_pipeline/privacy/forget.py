@@ -21,6 +21,7 @@ import dagster as dg
 
 from watchme_pipeline.partitions import DEVICE, devices_partitions
 from watchme_pipeline.slots import KEY_PREFIX, validate_device_id
+from watchme_pipeline.stages.mood_chart import CHART_PREFIX
 from watchme_pipeline.store.persons import FORGET
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from watchme_pipeline.store import ResultStore
 
 FORGET_JOB = "forget_device"  # the job's name (privacy/jobs.py): its runs' config names a device
-CHART_PREFIX = "charts"  # mood_chart writes charts/{device}/{date}/mood_chart.png
 DEVICES = devices_partitions.name  # the dynamic partitions of the device dimension
 RUN_PAGE = 500  # run records read at a time, in group mode
 

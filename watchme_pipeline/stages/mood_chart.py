@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from watchme_pipeline.store import ResultStore
 
 MAX_ATTEMPTS = 3
+CHART_PREFIX = "charts"  # charts/{device}/{date}/mood_chart.png in the audio store
 NO_RECORDINGS = "no recordings"  # on the chart's face, and the scorer of an empty day's row
 
 vibe_whisper_summary = sa.Table(
@@ -101,7 +102,7 @@ def chart_day(store: ResultStore, audio_store: AudioStore, scorer: MoodScorer, d
         log.warning(warning)
     png, _ = render_chart(result.vibe_scores, f"{day.device_id}  {day.date}", result.vibe_changes,
                           note=NO_RECORDINGS if empty else None)
-    chart_path = audio_store.write(f"charts/{day.device_id}/{day.date}/mood_chart.png", png,
+    chart_path = audio_store.write(f"{CHART_PREFIX}/{day.device_id}/{day.date}/mood_chart.png", png,
                                    "image/png")
     record = {
         "device_id": day.device_id, "date": day.date, "vibe_scores": result.vibe_scores,

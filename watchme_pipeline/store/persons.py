@@ -11,26 +11,22 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 
 from watchme_pipeline import schema
-from watchme_pipeline.store.rows import DATE_COLUMNS, StageRows
+from watchme_pipeline.store.rows import StageRows, date_column
 from watchme_pipeline.store.types import typed_frame
 
-FORGET, READMIT, EXPORT, RETENTION = "forget", "readmit", "export", "retention"
+FORGET, READMIT, EXPORT = "forget", "readmit", "export"  # data_requests.kind
 
 
 def device_tables() -> list:
-    """Every table that holds rows of a device (a ``device_id`` column), in dependency-safe
-    order; ``data_requests`` is the audit and is kept."""
+    """Every table that holds rows of a device (a ``device_id`` column); ``data_requests``
+    is the audit and is kept."""
     return [t for t in schema.tables().values()
             if "device_id" in t.c and t.name != schema.data_requests.name]
 
 
 def dated_device_tables() -> list:
     """The device tables keyed by a day as well (what an export holds per day)."""
-    return [t for t in device_tables() if any(c in t.c for c in DATE_COLUMNS)]
-
-
-def date_column(table) -> str | None:
-    return next((c for c in DATE_COLUMNS if c in table.c), None)
+    return [t for t in device_tables() if date_column(t)]
 
 
 class PersonalData(StageRows):

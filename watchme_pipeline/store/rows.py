@@ -15,6 +15,11 @@ from watchme_pipeline.store.types import typed_frame
 DATE_COLUMNS = ("date", "local_date")
 
 
+def date_column(table: Any) -> str | None:
+    """The column that holds a table's day, if it has one."""
+    return next((c for c in DATE_COLUMNS if c in table.c), None)
+
+
 class StageRows:
     """Mixed into ResultStore: ``gateway()`` is the backend's."""
 
@@ -24,7 +29,7 @@ class StageRows:
     def read(self, table_name: str, device_id: str, date: str) -> pd.DataFrame:
         """A table's rows for one device-day, typed alike on every backend (``typed_frame``)."""
         table = schema.table(table_name)
-        date_col = next(c for c in DATE_COLUMNS if c in table.c)
+        date_col = date_column(table)
         order = [k for k in ("time_block", "recorded_at", "file_path") if k in table.c]
         rows = self.gateway().select(table, [("eq", "device_id", device_id),
                                              ("eq", date_col, date)], order=order)
