@@ -84,7 +84,7 @@ dev: install
 # Issue #33's first measurement (not part of the pipeline yet): resemblyzer's speaker encoder
 # (weights inside its wheel) telling a wearer from others on Kokoro's voices.
 speaker-probe: voice
-	$(PY) -m pip install -q librosa webrtcvad-wheels
+	$(PY) -m pip install -q librosa scikit-learn webrtcvad-wheels
 	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
 	$(PY) benchmarks/speaker_probe.py
 

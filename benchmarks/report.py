@@ -158,6 +158,22 @@ def upload_cost(u: dict) -> str:
                      rows))
 
 
+# -- accuracy: make speaker-probe -> speaker_probe.json (issue #33) ---------------------------
+
+def speaker_probe(p: dict) -> str:
+    if not p:
+        return "(not measured yet: `make speaker-probe`)"
+    voices = p["voices"]
+    rows = [[rule, f"{s['min']:.1%}", f"{s['mean']:.1%}"]
+            + [f"{p['per_wearer'][v][rule]:.1%}" for v in voices]
+            for rule, s in p["summary"].items()]
+    return (f"`{p['command']}` (`benchmarks/speaker_probe.py`), {p['encoder']}; "
+            f"{p['test_slots']} test slots and {p['history_slots']} history slots a wearer; "
+            f"{p['seconds']:.0f} s.\n\n"
+            + _table(["rule (speech-time accuracy, wearer vs other)", "min", "mean"] + voices,
+                     rows))
+
+
 # -- reliability: make reliability -> reliability.json ---------------------------------------
 
 def reliability_campaign(r: dict) -> str:
@@ -180,7 +196,8 @@ PAGES: dict[str, dict[str, tuple[str, Callable[[dict], str]]]] = {
     "accuracy.md": {"eval-run": ("eval.json", eval_run),
                     "eval-ja": ("eval.json", lambda e: e["tables"]["ja"]),
                     "eval-en": ("eval.json", lambda e: e["tables"]["en"]),
-                    "eval-targets": ("eval.json", eval_targets)},
+                    "eval-targets": ("eval.json", eval_targets),
+                    "speaker-probe": ("speaker_probe.json", speaker_probe)},
     "performance.md": {"bench-run": ("latest.json", bench_run),
                        "bench-stages": ("latest.json", bench_stages),
                        "bench-figures": ("latest.json", bench_figures),
