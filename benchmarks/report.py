@@ -164,14 +164,15 @@ def speaker_probe(p: dict) -> str:
     if not p:
         return "(not measured yet: `make speaker-probe`)"
     voices = p["voices"]
-    rows = [[rule, f"{s['min']:.1%}", f"{s['mean']:.1%}"]
-            + [f"{p['per_wearer'][v][rule]:.1%}" for v in voices]
-            for rule, s in p["summary"].items()]
-    return (f"`{p['command']}` (`benchmarks/speaker_probe.py`), {p['encoder']}; "
-            f"{p['test_slots']} test slots and {p['history_slots']} history slots a wearer; "
-            f"{p['seconds']:.0f} s.\n\n"
-            + _table(["rule (speech-time accuracy, wearer vs other)", "min", "mean"] + voices,
-                     rows))
+    parts = [f"`{p['command']}` (`benchmarks/speaker_probe.py`), {p['encoder']}; turns by "
+             f"{p['turns']}; {p['test_slots']} test slots and {p['history_slots']} history "
+             f"slots a wearer; {p['seconds']:.0f} s."]
+    for mixes, m in p["mixes"].items():
+        rows = [[rule, f"{s['min']:.1%}", f"{s['mean']:.1%}"]
+                + [f"{m['per_wearer'][v][rule]:.1%}" for v in voices]
+                for rule, s in m["summary"].items()]
+        parts.append(_table([f"mixes: {mixes}", "min", "mean"] + voices, rows))
+    return "\n\n".join(parts)
 
 
 # -- reliability: make reliability -> reliability.json ---------------------------------------
