@@ -9,9 +9,9 @@ Mixes (written for this probe): each 60 s slot has the wearer and two other voic
 turns with pauses of 0.3-1.5 s; every other test slot has pink noise at SNR 10 dB. Two
 families: "near", the wearer nearest the microphone (each turn +-3 dB, the others 6-18 dB
 below: 1-2 m against 20 cm), the targets' mixes; "equal", the first probe's, where two thirds
-of the others' turns are as loud as the wearer. A device's history is 3 earlier days x 2
-slots (clean); the enrollment recording is three of the wearer's sentences alone; history
-and test sentences are disjoint.
+of the others' turns are as loud as the wearer. A device's history is 3 earlier days x 4
+slots (half of them in noise); the enrollment recording is three of the wearer's sentences
+alone; history and test sentences are disjoint.
 
 Turns: the pipeline's Silero VAD with a 150 ms pause ending a segment (the pipeline's 2 s
 pause makes segments that span several speakers); each turn is embedded whole (the encoder
@@ -53,6 +53,7 @@ SLOT = 60 * SR
 TURNS = VadSettings(min_silence_ms=150, speech_pad_ms=50)  # a soft reply is a turn of its own
 AUGMENT = (("pink", 10.0), ("white", 15.0), ("brown", 5.0), ("pink", 20.0))  # (noise, SNR dB)
 LEVEL_SEED_DB = 6.0
+HISTORY_SLOTS = 12  # 3 earlier days x 4 slots, half of them in pink noise at SNR 10 dB
 # "near": the wearer nearest the microphone, the others 6-18 dB below (the targets' mixes);
 # "equal": two thirds of the others' turns as loud as the wearer (the first probe's mixes).
 MIXES = ["near"]
@@ -216,10 +217,11 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
     others = [v for v in ja.VOICES if v != wearer]
     rng = np.random.default_rng(100 + w)
     history = []
-    for day in range(3 * 2):  # 3 earlier days, 2 slots each
-        audio, truth = mixed_slot(wearer, others[:2] if day % 2 else others[2:],
+    for slot in range(HISTORY_SLOTS):  # each pair of others heard clean and in noise
+        audio, truth = mixed_slot(wearer, others[:2] if slot % 2 else others[2:],
                                   list(ENROLL), rng)
-        history += turns(encoder, audio, truth, rng)
+        history += turns(encoder, with_noise(audio, rng) if slot // 2 % 2 else audio, truth,
+                         rng)
     tests = []
     for s in range(6):
         audio, truth = mixed_slot(wearer, [others[s % 4], others[(s + 1) % 4]], list(TEST),
@@ -272,7 +274,7 @@ def main() -> None:
     t0 = time.perf_counter()
     out = {"encoder": "resemblyzer 0.1.4 (GE2E, 256-d, weights from its wheel)",
            "command": "make speaker-probe", "voices": list(ja.VOICES), "test_slots": 6,
-           "history_slots": 6, "turns": f"Silero VAD, {TURNS.min_silence_ms} ms pauses",
+           "history_slots": HISTORY_SLOTS, "turns": f"Silero VAD, {TURNS.min_silence_ms} ms pauses",
            "mixes": {}}
     for mixes in ("near", "equal"):
         MIXES[0] = mixes
