@@ -63,44 +63,28 @@ CLUSTER_DISTANCE = 0.35  # cosine distance of average linkage: history turns int
 def mixed_slot(wearer: str, others: list[str], sentences: list[int], rng: np.random.Generator,
                wearer_share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """A 60 s slot of turns: (audio, truth per sample: 0 silence, 1 wearer, 2 other)."""
+    audio, truth = np.zeros(SLOT, np.float32), np.zeros(SLOT, np.int8)
+    at = int(rng.uniform(0.5, 2.0) * SR)
+    k = 0
+    while at < SLOT - SR:
+        is_wearer = rng.random() < wearer_share
+        voice = wearer if is_wearer else others[k % len(others)]
+        speech = ja.speak(ja.SENTENCES[sentences[k % len(sentences)]][1], voice, 1.0)
+        speech = speech * 10 ** (turn_gain_db(is_wearer, rng) / 20)
+        n = min(len(speech), SLOT - at)
+        audio[at:at + n] += speech[:n]
+        truth[at:at + n] = 1 if is_wearer else 2
+        at += n + int(rng.uniform(0.3, 1.5) * SR)
+        k += 1
+    return audio, truth
+
+
+def turn_gain_db(is_wearer: bool, rng: np.random.Generator) -> float:
+    """"near": each turn +-3 dB, the others 6-18 dB below the wearer (1-2 m against 20 cm);
+    "equal": a third of the others' turns 12 dB softer (a bystander further away)."""
     if MIXES[0] == "near":
-        return near_slot(wearer, others, sentences, rng, wearer_share)
-    audio, truth = np.zeros(SLOT, np.float32), np.zeros(SLOT, np.int8)
-    at = int(rng.uniform(0.5, 2.0) * SR)
-    k = 0
-    while at < SLOT - SR:
-        is_wearer = rng.random() < wearer_share
-        voice = wearer if is_wearer else others[k % len(others)]
-        speech = ja.speak(ja.SENTENCES[sentences[k % len(sentences)]][1], voice, 1.0)
-        if not is_wearer and rng.random() < 1 / 3:
-            speech = speech * 10 ** (-12 / 20)  # a bystander further away
-        n = min(len(speech), SLOT - at)
-        audio[at:at + n] += speech[:n]
-        truth[at:at + n] = 1 if is_wearer else 2
-        at += n + int(rng.uniform(0.3, 1.5) * SR)
-        k += 1
-    return audio, truth
-
-
-def near_slot(wearer: str, others: list[str], sentences: list[int], rng: np.random.Generator,
-              wearer_share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-    """As ``mixed_slot``, with the wearer nearest the microphone: each turn's level varies by
-    +-3 dB, the others' turns are 6-18 dB below the wearer's (1-2 m against 20 cm)."""
-    audio, truth = np.zeros(SLOT, np.float32), np.zeros(SLOT, np.int8)
-    at = int(rng.uniform(0.5, 2.0) * SR)
-    k = 0
-    while at < SLOT - SR:
-        is_wearer = rng.random() < wearer_share
-        voice = wearer if is_wearer else others[k % len(others)]
-        speech = ja.speak(ja.SENTENCES[sentences[k % len(sentences)]][1], voice, 1.0)
-        gain_db = rng.uniform(-3, 3) - (0 if is_wearer else rng.uniform(6, 18))
-        speech = speech * 10 ** (gain_db / 20)
-        n = min(len(speech), SLOT - at)
-        audio[at:at + n] += speech[:n]
-        truth[at:at + n] = 1 if is_wearer else 2
-        at += n + int(rng.uniform(0.3, 1.5) * SR)
-        k += 1
-    return audio, truth
+        return rng.uniform(-3, 3) - (0 if is_wearer else rng.uniform(6, 18))
+    return -12.0 if not is_wearer and rng.random() < 1 / 3 else 0.0
 
 
 def with_noise(audio: np.ndarray, rng: np.random.Generator, snr_db: float = 10.0) -> np.ndarray:
@@ -228,8 +212,9 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
                                   rng, wearer_share=0.5)
         tests.append((turns(encoder, with_noise(audio, rng) if s % 2 else audio, truth), truth))
     noisy_slots = tests[1::2]
-    enrolled = unit(embed(encoder, np.concatenate(
-        [ja.speak(ja.SENTENCES[i][1], wearer, 1.0) for i in ENROLL[:3]])))
+    recording = np.concatenate([ja.speak(ja.SENTENCES[i][1], wearer, 1.0) for i in ENROLL[:3]])
+    enrolled = unit(embed(encoder, recording))
+    own = turns(encoder, recording, np.ones(len(recording), np.int8), rng)
     nearest = nearest_rule(history, enrolled)
     truth = np.array([t["wearer"] for t in history])
     by_level = level_labels(history)
@@ -245,8 +230,11 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
             noisy_slots, backend(history, truth, augmented=False)),
         "automatic: backend on the dominant cluster": accuracy(
             tests, backend(history, by_clusters)),
+        "automatic: level seeds, backend": accuracy(tests, backend(history, by_level)),
         "**automatic: level seeds, backend, relabelled**": accuracy(
             tests, relabelled(history, by_level)),
+        "**enrollment: its turns joining the level seeds, backend, relabelled**": accuracy(
+            tests, relabelled(history + own, np.r_[by_level, np.ones(len(own), bool)])),
         "**enrollment: enrollment and level agreeing, backend, relabelled**": accuracy(
             tests, relabelled(history, by_enrollment, use=by_enrollment == by_level)),
         "history's turns labelled right by level": share(by_level == truth),
