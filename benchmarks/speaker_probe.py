@@ -220,8 +220,8 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
     for slot in range(HISTORY_SLOTS):  # each pair of others heard clean and in noise
         audio, truth = mixed_slot(wearer, others[:2] if slot % 2 else others[2:],
                                   list(ENROLL), rng)
-        history += turns(encoder, with_noise(audio, rng) if slot // 2 % 2 else audio, truth,
-                         rng)
+        found = turns(encoder, with_noise(audio, rng) if slot // 2 % 2 else audio, truth, rng)
+        history += [t | {"slot": slot} for t in found]
     tests = []
     for s in range(6):
         audio, truth = mixed_slot(wearer, [others[s % 4], others[(s + 1) % 4]], list(TEST),
@@ -237,6 +237,7 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
     by_enrollment = np.array([nearest(t) for t in history])
     by_clusters = automatic_labels(history)
     ceiling = backend(history, truth)
+    by_presence = presence_seeds(history)
     widened = widened_by_voice(history, by_level)
     with_own = history + own
     own_widened = widened_by_voice(with_own, np.r_[by_level, np.ones(len(own), bool)])
@@ -263,10 +264,13 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
             tests, relabelled(history, widened, level=True)),
         "**enrollment: its turns joining the seeds, widened, backend with level**": accuracy(
             tests, relabelled(with_own, own_widened, level=True)),
+        "automatic: seeds present in every slot, widened, backend, relabelled": accuracy(
+            tests, relabelled(history, widened_by_voice(history, by_presence))),
         "history's turns labelled right by level": share(by_level == truth),
         "history's turns labelled right by level widened by voice": share(widened == truth),
         "history's turns labelled right by the enrollment": share(by_enrollment == truth),
         "history's turns labelled right by clustering": share(by_clusters == truth),
+        "history's seeds by presence that are the wearer's": share(truth[by_presence]),
     }
 
 
@@ -290,6 +294,25 @@ def widened_by_voice(history: list[dict], seeds: np.ndarray, rounds: int = 2) ->
         per_turn = score.reshape(len(history), copies).mean(axis=1)
         wearer = wearer | (per_turn >= 0.5 * per_turn[wearer].mean())
     return wearer
+
+
+def presence_seeds(history: list[dict]) -> np.ndarray:
+    """The wearer is in every slot, the others come and go: a backend learns which slot a
+    turn came from; the half of the turns whose slot it can tell least (the highest entropy of
+    its held-out prediction) are the seeds."""
+    from sklearn.model_selection import GroupKFold
+
+    copies = len(history[0]["augmented"]) + 1
+    x = np.array([e for t in history for e in [t["embedding"]] + t["augmented"]])
+    slot = np.repeat([t["slot"] for t in history], copies)
+    turn_of = np.repeat(np.arange(len(history)), copies)
+    proba = np.zeros((len(x), slot.max() + 1))
+    for fit, held in GroupKFold(5).split(x, slot, turn_of):
+        model = classifier().fit(x[fit], slot[fit])
+        proba[np.ix_(held, model.classes_)] = model.predict_proba(x[held])
+    per_turn = proba.reshape(len(history), copies, -1).mean(axis=1)
+    entropy = -(per_turn * np.log(per_turn + 1e-12)).sum(axis=1)
+    return entropy >= np.median(entropy)
 
 
 def classifier():
