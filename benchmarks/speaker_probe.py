@@ -266,6 +266,8 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
             tests, relabelled(with_own, own_widened, level=True)),
         "automatic: seeds present in every slot, widened, backend, relabelled": accuracy(
             tests, relabelled(history, widened_by_voice(history, by_presence))),
+        "**automatic: seeds present and loud, widened, backend, relabelled**": accuracy(
+            tests, relabelled(history, widened_by_voice(history, by_presence & by_level))),
         "history's turns labelled right by level": share(by_level == truth),
         "history's turns labelled right by level widened by voice": share(widened == truth),
         "history's turns labelled right by the enrollment": share(by_enrollment == truth),
