@@ -82,7 +82,7 @@ dev: install
 	  exec $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 # Issue #33's measurements (not part of the pipeline yet): resemblyzer's speaker encoder
-# (weights inside its wheel) telling a wearer from others on Kokoro's voices; ~3 min.
+# (weights inside its wheel) telling a wearer from others on Kokoro's voices; ~10 min.
 speaker-probe: voice
 	$(PY) -m pip install -q librosa scikit-learn webrtcvad-wheels
 	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4

@@ -6,9 +6,7 @@ turns with pauses of 0.3-1.5 s; every other test slot has pink noise at SNR 10 d
 families: "near", the wearer nearest the microphone (each turn +-3 dB, the others 6-18 dB
 below: 1-2 m against 20 cm), the targets' mixes; "near, soft wearer", as near with a quarter
 of the wearer's turns said 10 dB softer; "equal", the first probe's, where two thirds of the
-others' turns are as loud as the wearer. A device's history is 3 earlier days x 4
-slots (half of them in noise); the enrollment recording is three of the wearer's sentences
-alone; history and test sentences are disjoint.
+others' turns are as loud as the wearer.
 """
 
 from __future__ import annotations
@@ -25,14 +23,12 @@ from speech_corpus import SR, colored_noise, set_level  # noqa: E402
 
 ENROLL, TEST = range(0, 9), range(9, 18)  # sentence indexes: disjoint
 SLOT = 60 * SR
-# "near": the wearer nearest the microphone, the others 6-18 dB below (the targets' mixes);
-# "near, soft wearer": a quarter of the wearer's turns said quietly (10 dB softer);
-# "equal": two thirds of the others' turns as loud as the wearer (the first probe's mixes).
-MIXES = ["near"]
+MIXES = ("near", "near, soft wearer", "equal")  # the families, as turn_gain_db says
 
 
-def mixed_slot(wearer: str, others: list[str], sentences: list[int], rng: np.random.Generator,
-               wearer_share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+def mixed_slot(mixes: str, wearer: str, others: list[str], sentences: list[int],
+               rng: np.random.Generator, wearer_share: float = 0.6
+               ) -> tuple[np.ndarray, np.ndarray]:
     """A 60 s slot of turns: (audio, truth per sample: 0 silence, 1 wearer, 2 other)."""
     audio, truth = np.zeros(SLOT, np.float32), np.zeros(SLOT, np.int8)
     at = int(rng.uniform(0.5, 2.0) * SR)
@@ -41,7 +37,7 @@ def mixed_slot(wearer: str, others: list[str], sentences: list[int], rng: np.ran
         is_wearer = rng.random() < wearer_share
         voice = wearer if is_wearer else others[k % len(others)]
         speech = ja.speak(ja.SENTENCES[sentences[k % len(sentences)]][1], voice, 1.0)
-        speech = speech * 10 ** (turn_gain_db(is_wearer, rng) / 20)
+        speech = speech * 10 ** (turn_gain_db(mixes, is_wearer, rng) / 20)
         n = min(len(speech), SLOT - at)
         audio[at:at + n] += speech[:n]
         truth[at:at + n] = 1 if is_wearer else 2
@@ -50,13 +46,13 @@ def mixed_slot(wearer: str, others: list[str], sentences: list[int], rng: np.ran
     return audio, truth
 
 
-def turn_gain_db(is_wearer: bool, rng: np.random.Generator) -> float:
+def turn_gain_db(mixes: str, is_wearer: bool, rng: np.random.Generator) -> float:
     """"near": each turn +-3 dB, the others 6-18 dB below the wearer (1-2 m against 20 cm),
     "near, soft wearer": as near, with a quarter of the wearer's turns 10 dB softer;
     "equal": a third of the others' turns 12 dB softer (a bystander further away)."""
-    if MIXES[0] == "near":
+    if mixes == "near":
         return rng.uniform(-3, 3) - (0 if is_wearer else rng.uniform(6, 18))
-    if MIXES[0] == "near, soft wearer":  # a quarter of the wearer's turns said quietly
+    if mixes == "near, soft wearer":  # a quarter of the wearer's turns said quietly
         soft = is_wearer and rng.random() < 1 / 4
         return rng.uniform(-3, 3) - (10 if soft else 0 if is_wearer else rng.uniform(6, 18))
     return -12.0 if not is_wearer and rng.random() < 1 / 3 else 0.0

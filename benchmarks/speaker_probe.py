@@ -5,7 +5,9 @@ speaker stage's rule can be.
 
     make speaker-probe   (installs librosa, scikit-learn, webrtcvad-wheels, resemblyzer 0.1.4)
 
-Mixes: benchmarks/speaker_mixes.py.
+Mixes: benchmarks/speaker_mixes.py. A device's history is 3 earlier days x 4 slots (half of
+them in noise); the enrollment recording is three of the wearer's sentences alone; history
+and test sentences are disjoint.
 
 Turns: the pipeline's Silero VAD with a 150 ms pause ending a segment (the pipeline's 2 s
 pause makes segments that span several speakers); each turn is embedded whole (the encoder
@@ -156,18 +158,18 @@ def accuracy(slots: list[tuple[list[dict], np.ndarray]], is_wearer) -> float:
     return round(float(np.mean(scores)), 4)
 
 
-def probe(encoder, w: int, wearer: str) -> dict[str, float]:
+def probe(encoder, mixes: str, w: int, wearer: str) -> dict[str, float]:
     others = [v for v in ja.VOICES if v != wearer]
     rng = np.random.default_rng(100 + w)
     history = []
     for slot in range(HISTORY_SLOTS):  # each pair of others heard clean and in noise
-        audio, truth = mixed_slot(wearer, others[:2] if slot % 2 else others[2:],
+        audio, truth = mixed_slot(mixes, wearer, others[:2] if slot % 2 else others[2:],
                                   list(ENROLL), rng)
         found = turns(encoder, with_noise(audio, rng) if slot // 2 % 2 else audio, truth, rng)
         history += [t | {"slot": slot} for t in found]
     tests = []
     for s in range(6):
-        audio, truth = mixed_slot(wearer, [others[s % 4], others[(s + 1) % 4]], list(TEST),
+        audio, truth = mixed_slot(mixes, wearer, [others[s % 4], others[(s + 1) % 4]], list(TEST),
                                   rng, wearer_share=0.5)
         tests.append((turns(encoder, with_noise(audio, rng) if s % 2 else audio, truth), truth))
     noisy_slots = tests[1::2]
@@ -221,23 +223,13 @@ def probe(encoder, w: int, wearer: str) -> dict[str, float]:
 
 def widened_by_voice(history: list[dict], seeds: np.ndarray, rounds: int = 2) -> np.ndarray:
     """The seeds (loud turns: surely the wearer's) plus the quieter turns in the wearer's
-    voice: a backend learns seeds against all other turns (positive-unlabelled learning),
-    each turn scored by a model that did not see it (5 folds, a turn's noisy copies in its
-    fold); a turn whose score reaches half the seeds' mean score joins them (Elkan & Noto's
+    voice: a backend learns seeds against all other turns (positive-unlabelled learning); a
+    turn whose held-out score reaches half the seeds' mean score joins them (Elkan & Noto's
     calibration: the unlabelled set holds the wearer's soft turns too)."""
-    from sklearn.model_selection import GroupKFold
-
-    copies = len(history[0]["augmented"]) + 1
-    x = np.array([e for t in history for e in [t["embedding"]] + t["augmented"]])
-    turn_of = np.repeat(np.arange(len(history)), copies)
     wearer = seeds.copy()
     for _ in range(rounds):
-        y = np.repeat(wearer, copies)
-        score = np.zeros(len(x))
-        for fit, held in GroupKFold(5).split(x, y, turn_of):
-            score[held] = classifier().fit(x[fit], y[fit]).predict_proba(x[held])[:, 1]
-        per_turn = score.reshape(len(history), copies).mean(axis=1)
-        wearer = wearer | (per_turn >= 0.5 * per_turn[wearer].mean())
+        score = held_out(history, wearer)[:, 1]
+        wearer = wearer | (score >= 0.5 * score[wearer].mean())
     return wearer
 
 
@@ -245,19 +237,25 @@ def presence_seeds(history: list[dict]) -> np.ndarray:
     """The wearer is in every slot, the others come and go: a backend learns which slot a
     turn came from; the half of the turns whose slot it can tell least (the highest entropy of
     its held-out prediction) are the seeds."""
+    per_turn = held_out(history, np.array([t["slot"] for t in history]))
+    entropy = -(per_turn * np.log(per_turn + 1e-12)).sum(axis=1)
+    return entropy >= np.median(entropy)
+
+
+def held_out(history: list[dict], labels: np.ndarray) -> np.ndarray:
+    """Per turn, the class probabilities (classes 0..max, False/True for a bool) of a backend
+    that did not see it: 5 folds, a turn's noisy copies in its fold, averaged over them."""
     from sklearn.model_selection import GroupKFold
 
     copies = len(history[0]["augmented"]) + 1
     x = np.array([e for t in history for e in [t["embedding"]] + t["augmented"]])
-    slot = np.repeat([t["slot"] for t in history], copies)
+    y = np.repeat(labels, copies)
     turn_of = np.repeat(np.arange(len(history)), copies)
-    proba = np.zeros((len(x), slot.max() + 1))
-    for fit, held in GroupKFold(5).split(x, slot, turn_of):
-        model = classifier().fit(x[fit], slot[fit])
-        proba[np.ix_(held, model.classes_)] = model.predict_proba(x[held])
-    per_turn = proba.reshape(len(history), copies, -1).mean(axis=1)
-    entropy = -(per_turn * np.log(per_turn + 1e-12)).sum(axis=1)
-    return entropy >= np.median(entropy)
+    proba = np.zeros((len(x), int(labels.max()) + 1))
+    for fit, held in GroupKFold(5).split(x, y, turn_of):
+        model = classifier().fit(x[fit], y[fit])
+        proba[np.ix_(held, model.classes_.astype(int))] = model.predict_proba(x[held])
+    return proba.reshape(len(history), copies, -1).mean(axis=1)
 
 
 def classifier():
@@ -292,9 +290,9 @@ def main() -> None:
            "command": "make speaker-probe", "voices": list(ja.VOICES), "test_slots": 6,
            "history_slots": HISTORY_SLOTS, "turns": f"Silero VAD, {TURNS.min_silence_ms} ms pauses",
            "mixes": {}}
-    for mixes in ("near", "near, soft wearer", "equal"):
-        MIXES[0] = mixes
-        per_wearer = {wearer: probe(encoder, w, wearer) for w, wearer in enumerate(ja.VOICES)}
+    for mixes in MIXES:
+        per_wearer = {wearer: probe(encoder, mixes, w, wearer)
+                       for w, wearer in enumerate(ja.VOICES)}
         summary = {key: {"min": min(per_wearer[v][key] for v in ja.VOICES),
                          "mean": round(float(np.mean([per_wearer[v][key]
                                                       for v in ja.VOICES])), 4)}
