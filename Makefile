@@ -4,7 +4,7 @@ PORT ?= 3000
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install voice demo test test-fast dev lint sample clean bench bench-dev speaker-probe bench-sensor bench-fleet bench-store reliability weights eval export
+.PHONY: install voice demo test test-fast dev lint sample clean bench bench-dev speaker-probe speaker-accuracy bench-sensor bench-fleet bench-store reliability weights eval export
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -q torch==2.13.0
 	@echo "install 3/3: watchme_pipeline and its libraries (Dagster, Whisper, transformers, ONNX Runtime, pandas, supabase, test tools)"
 	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[dev]'
+	@echo "install: resemblyzer 0.1.4, the speaker encoder with its weights (without its dependencies: see pyproject.toml)"
+	@$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
 	@touch $@
 	@echo "installed: $(VENV)"
 
@@ -84,9 +86,11 @@ dev: install
 # Issue #33's measurements (not part of the pipeline yet): resemblyzer's speaker encoder
 # (weights inside its wheel) telling a wearer from others on Kokoro's voices; ~10 min.
 speaker-probe: voice
-	$(PY) -m pip install -q librosa scikit-learn webrtcvad-wheels
-	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4
 	$(PY) benchmarks/speaker_probe.py
+
+# Issue #33's targets on the speakers stage's own code, real weights (~4 min).
+speaker-accuracy: voice
+	$(PY) benchmarks/speaker_accuracy.py
 
 # How fast `make dev` answers when the sample day is there, and that it rewrites no audio.
 bench-dev: install

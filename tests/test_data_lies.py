@@ -178,7 +178,7 @@ def test_migration_0003_moves_a_database_with_rows(sql_url):
     store = SqlResultStore(database_url=sql_url)
     days = pd.concat([store.read("audio_files", "dev-1", f"2025-07-1{d}") for d in (8, 9)])
     assert len(days) == 4 and list(days.transcriptions_status) == ["completed"] * 3 + ["failed"]
-    assert days.error.iloc[3] == "x.wav: broken" and days.speech_segments.isna().all()
+    assert days.error.iloc[3] == "x.wav: broken" and days.vad_segments.isna().all()
     assert store.read("vibe_whisper_prompt", "dev-1", "2025-07-18").prompt.tolist() == ["p"]
     # Now a second file of the same time is a second row, not an overwrite.
     same = days.iloc[0]

@@ -111,7 +111,7 @@ def test_find_recordings_reads_only_what_is_new_or_uploaded_again(day):
         "07-00": False, "07-30": False, "08-00": False, "08-30": False, "09-00": True}
     assert second.read.sum() == 1 and len(second) == 6
     # What it did not read again is what it found the first time.
-    for column in ("duration_s", "sample_rate", "decodes", "speech_segments", "error"):
+    for column in ("duration_s", "sample_rate", "decodes", "vad_segments", "error"):
         again = store.recordings("dev-1", "2025-07-18").set_index("file_path")[column]
         before = registered.set_index("file_path")[column]
         assert again.loc[before.index].equals(before), column

@@ -34,6 +34,9 @@ class DecodedAudio:
     truncated: bool = False
     # Speech segments (start, end samples) by the VAD, found once and shared by the stages.
     segments: list[tuple[int, int]] | None = field(default=None, repr=False)
+    # Where a stage hears the wearer only (``segments`` then the wearer's turns): the seconds
+    # of others' speech left out; None where speech is not attributed (all of it is heard).
+    other_seconds: float | None = None
 
     @property
     def duration_s(self) -> float:

@@ -36,6 +36,9 @@ class PipelineSettings(dg.ConfigurableResource):
                                   "nothing from more).")
     emotion_batch_size: int = Field(default=0, description="wav2vec2 chunks per forward pass; "
                                     "0: as many as the memory limit allows, at most 1.")
+    speaker_batch_size: int = Field(default=0, description="Turns embedded per forward pass "
+                                    "of the speaker encoder; 0: as many as the memory limit "
+                                    "allows, at most 16.")
     devices: list[str] = Field(default=[], description="Group mode (WATCHME_DEVICE_GROUPS): "
                                "only these devices of the partition's group, e.g. to redo one "
                                "device-day; empty: every device of the group that recorded "

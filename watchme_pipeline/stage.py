@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -73,6 +73,33 @@ class StageRun:
     memory_source: str = "WATCHME_MEMORY_MB"  # where settings.memory_mb was set, for errors
 
 
+@dataclass
+class DayWork:
+    """What a slot stage's ``after_day`` is given: the day, its rows after the run, the stores
+    and the model (loaded on first use, within the run's memory limit)."""
+
+    day: DeviceDay
+    rows: pd.DataFrame
+    result_store: ResultStore
+    audio_store: AudioStore | None
+    settings: PipelineSettings
+    model: Callable[[], Any]
+    log: logging.Logger | Any
+
+
+@dataclass(frozen=True)
+class Voices:
+    """Whose speech is whose in a device-day, for a stage that hears the wearer only: the
+    wearer's turns by slot (samples), the seconds of others' speech, and what attributed them
+    (in the maker of the rows made from them). ``attributed`` False: the device has no
+    profile yet, and every slot's speech is heard as before."""
+
+    maker: str
+    attributed: bool = False
+    wearer: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    other_seconds: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Stage:
     """One asset of the graph and everything particular to it."""
@@ -106,6 +133,12 @@ class Stage:
     automatic: bool = False  # re-materialized when an upstream partition changes
     # Slot stages: its column in the demo's day table: (heading, width, a row -> its text).
     slot_view: tuple[str, int, Callable[[Any], str]] | None = None
+    # Slot stages: day-level work after the slots (speakers: the profile and who spoke);
+    # returns figures for the partition's metadata.
+    after_day: Callable[[DayWork], dict[str, Any]] | None = None
+    # Slot stages that hear the wearer only: (store, day) -> Voices; their rows' maker
+    # names what attributed the speech, so a new profile remakes them.
+    voices: Callable[[ResultStore, DeviceDay], Voices] | None = None
     working_mb: int = 60  # what its work holds beside the base process and its model
 
     def __post_init__(self) -> None:

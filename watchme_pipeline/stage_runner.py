@@ -22,7 +22,7 @@ import pandas as pd
 
 from watchme_pipeline.audio import AudioDecodeError, DecodedAudio, decode
 from watchme_pipeline.partitions import DeviceDay
-from watchme_pipeline.stage import Stage
+from watchme_pipeline.stage import DayWork, Stage, Voices
 
 if TYPE_CHECKING:
     from watchme_pipeline.resources.audio_store import AudioStore
@@ -108,32 +108,48 @@ def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | No
     current = result_store.current_recordings(day.device_id, day.date)
     model_id = registry.model_id(stage.model_kind) if stage.model_kind and registry else "-"
     maker = stage.maker(registry, settings)
+    # A stage that hears the wearer only: its rows also name what attributed the speech.
+    voices = stage.voices(result_store, day) if stage.voices else None
+    row_maker = f"{maker} | {voices.maker}" if voices else maker
     todo = slots_to_do(current, result_store.read(stage.table.name, day.device_id, day.date),
-                       stage, maker, settings.recompute)
+                       stage, row_maker, settings.recompute)
     undecodable = current[~current.decodes]
     outcome = StageOutcome(maker=maker, model=model_id, slots_found=len(current),
                            slots_skipped=len(current) - len(todo) - len(undecodable),
                            failed_slots=dict(zip(undecodable.time_block, undecodable.error)),
                            rows=pd.DataFrame())
-    if len(todo):
-        model, model_settings = None, stage.model_settings(settings)
-        if stage.model_kind and registry is not None:
+    loaded: list = []
+
+    def load_model() -> Any:
+        """The stage's model, loaded once (refused at once if it can't fit, naming where
+        the limit was set)."""
+        if not loaded and stage.model_kind and registry is not None:
             kind = stage.model_kind
             loaded_before = kind in registry.loaded_kinds()
-            # Refuses at once if it can't fit, naming where the limit was set.
-            model = registry.get(kind, settings.memory_mb, memory_source)
+            loaded.append(registry.get(kind, settings.memory_mb, memory_source))
             outcome.model_loaded = not loaded_before
             outcome.batch_size = registry.batch_size(kind, settings.memory_mb,
                                                      settings.batch_size(kind))
+        return loaded[0] if loaded else None
+
+    if len(todo):
+        model, model_settings = load_model(), stage.model_settings(settings)
+        if model is not None:
             model_settings = dataclasses.replace(model_settings, batch_size=outcome.batch_size)
         records = list(todo.itertuples())
         for i in range(0, len(records), SLOTS_PER_BATCH):
             _run_batch(stage, day, records[i:i + SLOTS_PER_BATCH], model, model_settings,
-                       maker, audio_store, result_store, outcome)
+                       row_maker, audio_store, result_store, outcome, voices)
     for slot, reason in outcome.failed_slots.items():
         log.warning(f"{day}: slot {slot} failed ({stage.name}): {reason}")
     outcome.rows = result_store.read(stage.table.name, day.device_id, day.date)
     outcome.summary = stage.summarize(result_store, day, outcome.rows)
+    if voices is not None:
+        outcome.summary["speech_heard"] = "wearer" if voices.attributed else "all"
+    if stage.after_day is not None:
+        outcome.summary.update(stage.after_day(DayWork(
+            day=day, rows=outcome.rows, result_store=result_store, audio_store=audio_store,
+            settings=settings, model=load_model, log=log)))
     return outcome
 
 
@@ -144,10 +160,11 @@ def _set_status(store: ResultStore, stage: Stage, day: DeviceDay, paths: list[st
 
 
 def _read_inputs(stage: Stage, day: DeviceDay, records: list, audio_store: AudioStore | None,
-                 result_store: ResultStore, outcome: StageOutcome
+                 result_store: ResultStore, outcome: StageOutcome, voices: Voices | None = None
                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """The batch's inputs by slot (decoded audio unless the stage reads something else), and
-    the recordings they came from; a recording that does not decode fails its slot."""
+    the recordings they came from; a recording that does not decode fails its slot. With
+    attributed ``voices``, an audio's speech is the wearer's turns only."""
     paths = {r.time_block: r.file_path for r in records}
     if stage.inputs is not None:
         return stage.inputs(result_store, day, list(paths)), paths
@@ -155,7 +172,11 @@ def _read_inputs(stage: Stage, day: DeviceDay, records: list, audio_store: Audio
     audios: dict[str, DecodedAudio] = {}
     for r in records:
         try:
-            audios[r.time_block] = decode_recording(audio_store, r.file_path, r.speech_segments)
+            audio = decode_recording(audio_store, r.file_path, r.vad_segments)
+            if voices is not None and voices.attributed:
+                audio.segments = list(voices.wearer.get(r.time_block, []))
+                audio.other_seconds = voices.other_seconds.get(r.time_block, 0.0)
+            audios[r.time_block] = audio
         except AudioDecodeError as exc:
             outcome.failed_slots[r.time_block] = str(exc)
             del paths[r.time_block]
@@ -165,9 +186,10 @@ def _read_inputs(stage: Stage, day: DeviceDay, records: list, audio_store: Audio
 
 def _run_batch(stage: Stage, day: DeviceDay, records: list, model: Any, model_settings: Any,
                maker: str, audio_store: AudioStore | None, result_store: ResultStore,
-               outcome: StageOutcome) -> None:
+               outcome: StageOutcome, voices: Voices | None = None) -> None:
     """Read, compute and write one batch of slots; add what it did to ``outcome``."""
-    inputs, paths = _read_inputs(stage, day, records, audio_store, result_store, outcome)
+    inputs, paths = _read_inputs(stage, day, records, audio_store, result_store, outcome,
+                                 voices)
     if not paths:
         return
     started = list(paths.values())

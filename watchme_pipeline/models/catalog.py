@@ -31,6 +31,7 @@ KNOWN_SIZES_MB = {
     "MIT/ast-finetuned-audioset-10-10-0.4593": 87 * 4,
     "MIT/ast-finetuned-audioset-16-16-0.442": 87 * 4,
     "superb/wav2vec2-base-superb-er": 95 * 4,
+    "resemblyzer": 17,
 }
 
 
@@ -46,6 +47,7 @@ class ModelChoice:
     whisper_model: str = DEFAULT_MODELS["whisper"]
     event_model: str = DEFAULT_MODELS["events"]
     emotion_model: str = DEFAULT_MODELS["emotion"]
+    speaker_model: str = DEFAULT_MODELS["speaker"]
     whisper_engine: str = DEFAULT_WHISPER_ENGINE
     whisper_compute_type: str = "int8"  # faster-whisper (CTranslate2) weights on CPU
     event_runtime: str = DEFAULT_EVENT_RUNTIME

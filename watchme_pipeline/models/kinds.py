@@ -65,4 +65,11 @@ EMOTION = ModelKind(
     runtime_mb=250, runtime_module="transformers.modeling_utils", activation_mb=350,
     max_batch=1, tiny_builder="emotion", export_factor=6.5)
 
-MODEL_KINDS: dict[str, ModelKind] = {k.name: k for k in (WHISPER, EVENTS, EMOTION)}
+SPEAKER = ModelKind(
+    name="speaker", default_model="resemblyzer", setting="speaker",
+    # resemblyzer's GE2E encoder (3-layer LSTM, 17 MB) from its wheel; librosa's mel (numba)
+    # is its runtime; a batch of 16 turns' 1.6 s windows.
+    runtime_mb=120, runtime_module="librosa", activation_mb=40, max_batch=16,
+    tiny_builder="speaker")
+
+MODEL_KINDS: dict[str, ModelKind] = {k.name: k for k in (WHISPER, EVENTS, EMOTION, SPEAKER)}

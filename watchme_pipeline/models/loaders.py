@@ -31,6 +31,10 @@ def load_model(choice: ModelChoice, kind: str, source: str, *, threads: int, cac
 
         return WhisperModel(source, device="cpu", compute_type=choice.whisper_compute_type,
                             cpu_threads=threads, download_root=str(cache_dir)), None
+    if kind == "speaker":
+        from watchme_pipeline.models.speaker import load_encoder
+
+        return load_encoder(source), None
     if kind == "whisper":
         import whisper
 

@@ -24,6 +24,8 @@ def _real_whisper_base(choice: ModelChoice, kind: str, cache_dir: Path) -> str |
 
 def is_stand_in(choice: ModelChoice, kind: str, cache_dir: Path) -> bool:
     """True where a tiny random-weight model stands in for the real one."""
+    if kind == "speaker" and choice.speaker_model == "resemblyzer":
+        return False  # the real encoder is in the wheel, in every profile
     return choice.profile == "tiny" and _real_whisper_base(choice, kind, cache_dir) is None
 
 
@@ -31,6 +33,11 @@ def resolve_source(choice: ModelChoice, kind: str, cache_dir: Path) -> str:
     """What the loader is given: a local path, or an id the engine fetches itself. Builds the
     tiny stand-in on disk the first time it is asked for (cached)."""
     configured = choice.configured(kind)
+    if kind == "speaker" and configured == "resemblyzer":
+        # Its real weights ship inside its wheel: no stand-in is ever needed for them.
+        from watchme_pipeline.models.speaker import wheel_weights
+
+        return str(wheel_weights())
     real = _real_whisper_base(choice, kind, cache_dir)
     if real is not None:
         return real

@@ -158,9 +158,29 @@ def build_tiny_emotion(cache_dir: Path) -> Path:
     return _atomic_dir(cache_dir / "tiny-emotion", build)
 
 
+def build_tiny_speaker(cache_dir: Path) -> Path:
+    """resemblyzer's VoiceEncoder architecture with random weights, as its state-dict file
+    (for plumbing tests: the default loads the real encoder from resemblyzer's wheel)."""
+
+    def build(tmp: Path) -> None:
+        import torch
+        from resemblyzer import VoiceEncoder
+
+        from watchme_pipeline.models.speaker import wheel_weights
+
+        torch.manual_seed(0)
+        model = VoiceEncoder("cpu", verbose=False, weights_fpath=wheel_weights())
+        for p in model.parameters():
+            torch.nn.init.normal_(p, std=0.1)
+        torch.save({"model_state": model.state_dict()}, tmp / "encoder.pt")
+
+    return _atomic_dir(cache_dir / "tiny-speaker", build) / "encoder.pt"
+
+
 TINY_BUILDERS = {
     "whisper": build_tiny_whisper,
     "whisper-ct2": build_tiny_whisper_ct2,
     "events": build_tiny_ast,
     "emotion": build_tiny_emotion,
+    "speaker": build_tiny_speaker,
 }

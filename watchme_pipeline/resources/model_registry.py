@@ -19,6 +19,7 @@ import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ class ModelRegistry(dg.ConfigurableResource):
     whisper_model: str = DEFAULT_MODELS["whisper"]
     event_model: str = DEFAULT_MODELS["events"]
     emotion_model: str = DEFAULT_MODELS["emotion"]
+    speaker_model: str = DEFAULT_MODELS["speaker"]  # resemblyzer: the encoder in its wheel
     cache_dir: str = "data/models"
     torch_threads: int = 0  # 0: as many as the CPUs this process may use
     whisper_engine: str = DEFAULT_WHISPER_ENGINE  # openai-whisper | faster-whisper
@@ -158,6 +160,8 @@ class ModelRegistry(dg.ConfigurableResource):
             return f"tiny-{kind}{engine}"
         if kind == "whisper" and choice.whisper_model == "base":
             return "base" + engine  # by name or from the verified cache: the same tensors
+        if kind == "speaker" and choice.speaker_model == "resemblyzer":
+            return f"resemblyzer-{package_version('resemblyzer')}"  # the wheel's weights
         path = Path(self.source(kind))
         if path.exists():
             return f"{path.name}@sha256:{checkpoint_hash(path)}{engine}"

@@ -1,6 +1,7 @@
 """The list of stages: the graph, in lineage order.
 
-raw_audio → transcripts, event_scores, emotion_scores → vibe_prompt → mood_chart.
+raw_audio → speakers → transcripts, emotion_scores; raw_audio → event_scores;
+all → vibe_prompt → mood_chart.
 
 Each module declares one stage (``STAGE``) with its tables; the assets, the job, the checks,
 the pods' memory, the CLI's summary and the docs' stage table are derived from ``STAGES``.
@@ -17,6 +18,7 @@ from watchme_pipeline.stage import Stage
 # The graph, in lineage order: each name is a module of this package that declares ``STAGE``.
 STAGE_MODULES = (
     "raw_audio",
+    "speakers",
     "transcripts",
     "event_scores",
     "emotion_scores",

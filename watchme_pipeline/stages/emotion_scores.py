@@ -14,10 +14,15 @@ from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, sl
 from watchme_pipeline.scoring import emotion_name
 from watchme_pipeline.slots import SLOTS
 from watchme_pipeline.stage import Stage
+from watchme_pipeline.stages.speakers import voices_of_day
 
 emotion_superb = sa.Table("emotion_superb", metadata, *slot_row_columns(
     *[sa.Column(c, sa.Float) for c in LABEL_COLUMNS.values()],
-    sa.Column("voiced_seconds", sa.Float)))
+    sa.Column("voiced_seconds", sa.Float),
+    # Where the device has a wearer profile (speakers): the speech scored is the wearer's;
+    # both null where speech is not attributed (all of it was scored).
+    sa.Column("wearer_seconds", sa.Float),
+    sa.Column("other_seconds", sa.Float)))
 
 emotion_opensmile_summary = sa.Table(
     "emotion_opensmile_summary", metadata, *key_columns("device_id", "date"),
@@ -28,10 +33,15 @@ emotion_opensmile_summary = sa.Table(
 
 def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
                    settings: EmotionSettings) -> dict[str, dict]:
-    """Per slot the four probabilities over its speech (None without speech)."""
+    """Per slot the four probabilities over the speech it hears (the wearer's where speech is
+    attributed; None without it: a slot where only others spoke has no mood of the wearer)."""
     out = {}
     for slot, probs in classify_emotion(model.model, model.extractor, audios, settings).items():
-        out[slot] = {"voiced_seconds": round(audios[slot].voiced_seconds, 2),
+        audio = audios[slot]
+        attributed = audio.other_seconds is not None
+        out[slot] = {"voiced_seconds": round(audio.voiced_seconds, 2),
+                     "wearer_seconds": round(audio.voiced_seconds, 2) if attributed else None,
+                     "other_seconds": round(audio.other_seconds, 2) if attributed else None,
                      **{c: (probs or {}).get(label) for label, c in LABEL_COLUMNS.items()}}
     return out
 
@@ -67,13 +77,18 @@ STAGE = Stage(
     tables=(emotion_superb, emotion_opensmile_summary),
     model_kind="emotion",
     status="emotion_features",
+    deps=("raw_audio", "speakers"),
+    voices=voices_of_day,
     slot_view=("emotion", 7, dominant_emotion),
     model_settings=lambda settings: EmotionSettings(),
     compute=classify_slots,
     summarize=summarize,
-    version=f"1|{VadSettings()!r}",
+    # 2: the wearer's speech only, where the device has a profile (speakers).
+    version=f"2|{VadSettings()!r}",
     description="Emotion probabilities (neutral/happy/angry/sad) per slot from a wav2vec2 "
-    "classifier over the speech the VAD found (the segments Whisper decodes), in 5 s "
-    "chunks; null for slots without speech. "
+    "classifier, in 5 s chunks, over the wearer's turns where the device has a voice "
+    "profile (speakers; the seconds of wearer and other speech beside them), else over all "
+    "the speech the VAD found; null for slots without it (a slot where only others spoke "
+    "is not the wearer's mood). "
     "Per slot in `emotion_superb`, the day's series in `emotion_opensmile_summary`.",
 )

@@ -39,8 +39,9 @@ audio_files = sa.Table(
     sa.Column("duration_s", sa.Float),
     sa.Column("sample_rate", sa.Integer),
     sa.Column("decodes", sa.Boolean),
-    # [[start, end], ...] in 16 kHz samples: Silero VAD's speech, found once by raw_audio (0003)
-    sa.Column("speech_segments", JSON),
+    # [[start, end], ...] in 16 kHz samples: Silero VAD's speech, found once by raw_audio
+    # (0003; renamed from speech_segments in 0007)
+    sa.Column("vad_segments", JSON),
     # The one record of which file of a slot is current: all but the latest are superseded
     # (raw_audio decides; 0004). The status columns say so too, for the dashboard.
     sa.Column("superseded", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -102,14 +103,14 @@ def registered_facts(files: pd.DataFrame, vad: VadSettings) -> dict[str, dict]:
     facts = {}
     for r in files.itertuples():
         if r.uploaded_at is None or r.file_size is None or (r.decodes and
-                                                            r.speech_segments is None):
+                                                            r.vad_segments is None):
             continue
         facts[r.file_path] = {
             "size": int(r.file_size), "uploaded_at": r.uploaded_at,
             "duration_s": None if pd.isna(r.duration_s) else float(r.duration_s),
             "sample_rate": None if pd.isna(r.sample_rate) else int(r.sample_rate),
             "decodes": bool(r.decodes), "error": None if r.decodes else r.error,
-            "segments": r.speech_segments,
+            "segments": r.vad_segments,
         }
     return facts
 
@@ -170,7 +171,7 @@ def find_recordings(audio_store: AudioStore, result_store: ResultStore, day: Dev
          "local_date": day.date, "time_block": r.slot, "file_size": r.size,
          "uploaded_at": r.uploaded_at,
          "duration_s": r.duration_s, "sample_rate": r.sample_rate, "decodes": r.decodes,
-         "speech_segments": r.segments, "superseded": r.superseded}
+         "vad_segments": r.segments, "superseded": r.superseded}
         for r in df.itertuples()
     ])
     # The status columns say "superseded" too: the dashboard reads them (readers here use

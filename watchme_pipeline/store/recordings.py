@@ -13,7 +13,7 @@ from watchme_pipeline.store.types import aware
 
 RECORDING_COLUMNS = ["device_id", "local_date", "recordings", "last_recorded_at"]
 FACT_COLUMNS = ["recorded_at", "file_size", "uploaded_at", "duration_s", "sample_rate", "decodes",
-                "speech_segments", "superseded", "updated_at"]
+                "vad_segments", "superseded", "updated_at"]
 DONE = ("completed", "superseded")
 
 

@@ -54,6 +54,35 @@ class StageRows:
                                         [r["time_block"] for r in rows])])
             gateway.upsert(table, [dict(r) for r in rows])
 
+    def read_days(self, table_name: str, device_id: str, dates: Sequence[str],
+                  columns: Sequence[str] = ()) -> pd.DataFrame:
+        """A table's rows of one device for several days (``columns``: only those)."""
+        table = schema.table(table_name)
+        order = [k for k in ("date", "time_block") if k in table.c]
+        rows = self.gateway().select(table, [("eq", "device_id", device_id),
+                                             ("in", "date", list(dates))],
+                                     columns=columns, order=order, all_pages=True)
+        return typed_frame(table, rows)[list(columns)] if columns else typed_frame(table, rows)
+
+    def select_rows(self, table_name: str, where: Sequence[tuple]) -> pd.DataFrame:
+        """A table's rows matching ``where`` ((op, column, value) conditions)."""
+        table = schema.table(table_name)
+        return typed_frame(table, self.gateway().select(table, where, all_pages=True))
+
+    def replace_rows(self, table_name: str, rows: Sequence[Mapping]) -> None:
+        """Insert ``rows``, replacing those with the same keys."""
+        self.gateway().upsert(schema.table(table_name), [dict(r) for r in rows])
+
+    def replace_day(self, table_name: str, device_id: str, date: str,
+                    rows: Sequence[Mapping]) -> None:
+        """Replace all of a device-day's rows with ``rows`` (a table with several rows per
+        slot, whose keys change from one run to the next)."""
+        table, gateway = schema.table(table_name), self.gateway()
+        with gateway.atomic():
+            gateway.delete(table, [("eq", "device_id", device_id), ("eq", "date", date)])
+            if rows:
+                gateway.upsert(table, [dict(r) for r in rows])
+
     def devices_with_rows(self, table_name: str, date: str) -> set[str]:
         """Devices with a row in a day-level table for ``date`` (a fleet-wide read)."""
         table = schema.table(table_name)

@@ -1,0 +1,232 @@
+"""speakers: whose voice each turn of speech is → speaker_turns, speech_segments,
+speaker_profiles.
+
+Per slot, the speech the VAD found is split into turns at short pauses and each turn's voice
+embedded (``models/speaker.py``); per device-day, the wearer's profile is fitted from the
+device's turns of the days before (``speaker_profile.py``; an enrollment recording,
+``files/{device_id}/enrollment/*.wav``, joins it) and each turn attributed: ``wearer`` or
+``other``, or ``unknown`` until the device has MIN_DAYS days with speech.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, VadSettings, decode
+from watchme_pipeline.models.speaker import SpeakerSettings, Turn, find_turns, unpack
+from watchme_pipeline.partitions import DeviceDay
+from watchme_pipeline.resources.model_registry import LoadedModel
+from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, slot_row_columns
+from watchme_pipeline.speaker_profile import (
+    HISTORY_DAYS,
+    MAX_TURNS,
+    MIN_DAYS,
+    RULE,
+    History,
+    Profile,
+    build_profile,
+)
+from watchme_pipeline.stage import DayWork, Stage, Voices
+
+WEARER, OTHER, UNKNOWN = "wearer", "other", "unknown"  # speech_segments.speaker
+
+speaker_turns = sa.Table("speaker_turns", metadata, *slot_row_columns(
+    sa.Column("turns", JSON),  # [{start_s, end_s, level_db, embedding}]
+    sa.Column("speech_seconds", sa.Float),
+    # Who spoke, summed from speech_segments (null until the device has a profile).
+    sa.Column("wearer_seconds", sa.Float),
+    sa.Column("other_seconds", sa.Float)))
+
+speech_segments = sa.Table(
+    "speech_segments", metadata, *key_columns("device_id", "date", "time_block"),
+    sa.Column("start_s", sa.Float, primary_key=True),
+    sa.Column("end_s", sa.Float),
+    sa.Column("speaker", sa.Text),
+    sa.Column("confidence", sa.Float),
+    sa.Column("maker", sa.Text),
+    sa.Column("processed_at", UTCDateTime),
+)
+
+speaker_profiles = sa.Table(
+    "speaker_profiles", metadata, *key_columns("device_id", "version"),
+    sa.Column("rule", sa.Text),
+    sa.Column("history_key", sa.Text),  # what it was fitted from (dates, rows, enrollment)
+    sa.Column("first_date", sa.Text),
+    sa.Column("last_date", sa.Text),
+    sa.Column("params", JSON),
+    sa.Column("made_at", UTCDateTime),
+    sa.Index("speaker_profiles_history", "device_id", "history_key"),
+)
+
+ENROLLMENT = "files/{device_id}/enrollment/"
+
+
+def turns_of_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
+                   settings: SpeakerSettings) -> dict[str, dict]:
+    out = {}
+    for slot, audio in audios.items():
+        turns = find_turns(model.model, audio, settings)
+        out[slot] = {"turns": [t.stored() for t in turns],
+                     "speech_seconds": round(sum(t.end - t.start for t in turns)
+                                             / SAMPLE_RATE, 2)}
+    return out
+
+
+def history_dates(date: str) -> list[str]:
+    day = dt.date.fromisoformat(date)
+    return [(day - dt.timedelta(days=n)).isoformat() for n in range(HISTORY_DAYS, 0, -1)]
+
+
+def enrollment_keys(work: DayWork) -> list[str]:
+    if work.audio_store is None:
+        return []
+    prefix = ENROLLMENT.format(device_id=work.day.device_id)
+    return sorted(o.key for o in work.audio_store.list_objects(prefix)
+                  if o.key.lower().endswith(".wav"))
+
+
+def enrollment_turns(work: DayWork, keys: list[str]) -> list[Turn]:
+    """The turns of the device's enrollment recordings (a file that does not decode is
+    named in the log and left out)."""
+    found = []
+    for key in keys:
+        try:
+            audio = decode(work.audio_store.read(key), key)
+        except (ValueError, FileNotFoundError) as exc:
+            work.log.warning(f"{work.day}: enrollment recording left out: {exc}")
+            continue
+        found += find_turns(work.model().model, audio, SpeakerSettings())
+    return found
+
+
+def history_of(rows: pd.DataFrame, enrolled: list[Turn]) -> History:
+    """The turns of the earlier days' rows, the most recent MAX_TURNS, and the enrollment's."""
+    stored = [(r.date, t) for r in rows.sort_values(["date", "time_block"]).itertuples()
+              for t in (r.turns or [])][-MAX_TURNS:]
+    return History(
+        embeddings=np.array([unpack(t["embedding"]) for _, t in stored]
+                            + [t.embedding for t in enrolled]).reshape(-1, 256),
+        levels_db=np.array([t["level_db"] for _, t in stored] + [t.level_db for t in enrolled]),
+        days=np.array([d for d, _ in stored] + ["enrollment"] * len(enrolled)),
+        enrolled=np.array([False] * len(stored) + [True] * len(enrolled)))
+
+
+def profile_for(work: DayWork) -> tuple[Profile | None, str]:
+    """The wearer's profile for the day (from the HISTORY_DAYS before it), fitted once per
+    history: the stored one when the same rows and enrollment made it."""
+    store, day = work.result_store, work.day
+    dates = history_dates(day.date)
+    made = store.read_days(speaker_turns.name, day.device_id, dates,
+                           columns=("date", "time_block", "maker", "processed_at"))
+    keys = enrollment_keys(work)
+    history_key = hashlib.sha256(repr((RULE, [tuple(map(str, r)) for r in made.itertuples(
+        index=False)], keys)).encode()).hexdigest()[:16]
+    if made.date.nunique() < MIN_DAYS:
+        return None, f"no profile ({made.date.nunique()} of {MIN_DAYS} days)"
+    stored = store.select_rows(speaker_profiles.name, [("eq", "device_id", day.device_id),
+                                                       ("eq", "history_key", history_key)])
+    if len(stored):
+        return Profile(stored.params.iloc[0]), "stored"
+    rows = store.read_days(speaker_turns.name, day.device_id, dates)
+    profile = build_profile(history_of(rows, enrollment_turns(work, keys)))
+    if profile is None:
+        return None, "no profile (one voice, or too few turns)"
+    store.replace_rows(speaker_profiles.name, [{
+        "device_id": day.device_id, "version": profile.version, "rule": RULE,
+        "history_key": history_key, "first_date": dates[0], "last_date": dates[-1],
+        "params": profile.params, "made_at": dt.datetime.now(dt.UTC)}])
+    return profile, "fitted"
+
+
+def attribute_day(work: DayWork) -> dict[str, Any]:
+    """Who spoke each turn of the day → speech_segments; figures (counts and seconds only)."""
+    profile, how = profile_for(work)
+    tag = f"{RULE} profile {profile.version}" if profile else how
+    now, segments = dt.datetime.now(dt.UTC), []
+    for r in work.rows.itertuples():
+        turns = r.turns or []
+        if not turns:
+            continue
+        if profile:
+            p = profile.wearer_probability(np.array([unpack(t["embedding"]) for t in turns]),
+                                           np.array([t["level_db"] for t in turns]))
+        for i, t in enumerate(turns):
+            speaker = (WEARER if p[i] >= 0.5 else OTHER) if profile else UNKNOWN
+            segments.append({
+                "device_id": work.day.device_id, "date": work.day.date,
+                "time_block": r.time_block, "start_s": t["start_s"], "end_s": t["end_s"],
+                "speaker": speaker, "confidence": (round(float(max(p[i], 1 - p[i])), 4)
+                                                   if profile else None),
+                "maker": f"{r.maker} | {tag}", "processed_at": now})
+    store = work.result_store
+    store.replace_day(speech_segments.name, work.day.device_id, work.day.date, segments)
+    by_slot: dict[str, dict[str, float]] = {}
+    for x in segments:
+        slot = by_slot.setdefault(x["time_block"], {WEARER: 0.0, OTHER: 0.0})
+        if x["speaker"] != UNKNOWN:
+            slot[x["speaker"]] += x["end_s"] - x["start_s"]
+    store.replace_rows(speaker_turns.name, [
+        {**{c: getattr(r, c) for c in speaker_turns.c.keys()},
+         **({"wearer_seconds": round(by_slot.get(r.time_block, {}).get(WEARER, 0.0), 2),
+             "other_seconds": round(by_slot.get(r.time_block, {}).get(OTHER, 0.0), 2)}
+            if profile else {"wearer_seconds": None, "other_seconds": None})}
+        for r in work.rows.itertuples()])
+    seconds = {s: round(sum(x["end_s"] - x["start_s"] for x in segments
+                            if x["speaker"] == s), 1) for s in (WEARER, OTHER, UNKNOWN)}
+    return {"profile": profile.version if profile else "none", "profile_from": how,
+            "turns": len(segments), **{f"{s}_seconds": v for s, v in seconds.items()}}
+
+
+def voices_of_day(store: Any, day: DeviceDay) -> Voices:
+    """The day's speech_segments as the wearer's turns by slot, for the stages that hear the
+    wearer only; not attributed when the device had no profile."""
+    rows = store.read(speech_segments.name, day.device_id, day.date)
+    if not len(rows) or (rows.speaker == UNKNOWN).all():
+        return Voices(maker="speakers: none")
+    wearer: dict[str, list[tuple[int, int]]] = {}
+    other: dict[str, float] = {}
+    for r in rows.itertuples():
+        if r.speaker == WEARER:
+            wearer.setdefault(r.time_block, []).append(
+                (int(round(r.start_s * SAMPLE_RATE)), int(round(r.end_s * SAMPLE_RATE))))
+        else:
+            other[r.time_block] = round(other.get(r.time_block, 0.0) + r.end_s - r.start_s, 2)
+    return Voices(maker="speakers: " + rows.maker.iloc[0].rsplit(" | ", 1)[-1],
+                  attributed=True, wearer=wearer, other_seconds=other)
+
+
+def who_spoke(row) -> str:
+    """The demo's column: seconds of the wearer's and others' speech ("?" without a
+    profile), or "-" without speech."""
+    if not row.turns:
+        return "-"
+    if row.wearer_seconds is None or pd.isna(row.wearer_seconds):
+        return f"?{row.speech_seconds:.0f}s"
+    return f"W{row.wearer_seconds:.0f} O{row.other_seconds:.0f}"
+
+
+STAGE = Stage(
+    name="speakers",
+    tables=(speaker_turns, speech_segments, speaker_profiles),
+    model_kind="speaker",
+    resources=frozenset({"result_store", "settings", "audio_store"}),
+    slot_view=("who spoke", 9, who_spoke),
+    model_settings=lambda settings: SpeakerSettings(),
+    compute=turns_of_slots,
+    after_day=attribute_day,
+    version=f"1|{VadSettings()!r}",
+    description="Whose voice each turn of speech is. The VAD's segments are split into turns "
+    "at 150 ms pauses and each turn's voice embedded by resemblyzer's GE2E encoder "
+    "(`speaker_turns`); the wearer's profile is fitted per device from the turns of the "
+    f"{HISTORY_DAYS} days before (the wearer is the nearest voice: loud turns seed it, the "
+    "same voice said softly joins), with an enrollment recording "
+    "(`files/{device_id}/enrollment/*.wav`) when there is one, and versioned "
+    "(`speaker_profiles`); each turn is then `wearer` or `other`, or `unknown` until the "
+    f"device has {MIN_DAYS} days with speech (`speech_segments`).",
+)
