@@ -18,8 +18,9 @@ def test_definitions_hold_the_six_assets_in_lineage_order():
                                                 "emotion_scores", "vibe_prompt", "mood_chart"}
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
                for k in graph.get_all_asset_keys()}
-    assert parents["transcripts"] == {"raw_audio"}
-    assert parents["vibe_prompt"] == {"raw_audio", "transcripts", "event_scores",
+    assert parents["speakers"] == {"raw_audio"}
+    assert parents["transcripts"] == parents["emotion_scores"] == {"raw_audio", "speakers"}
+    assert parents["vibe_prompt"] == {"raw_audio", "speakers", "transcripts", "event_scores",
                                       "emotion_scores"}
     assert parents["mood_chart"] == {"vibe_prompt"}
     job = defs.resolve_job_def("device_day_job")

@@ -143,7 +143,7 @@ def test_speakers_stage_attributes_turns_once_the_device_has_three_days(
 
     # The emotion stage hears the wearer's turns only, counting the others' seconds.
     emotion = run_day("emotion_scores", "talker", DATES[3], audio, results, registry)
-    assert emotion.summary["speech_heard"] == "wearer"
+    assert emotion.summary["speech_attributed"] is True
     rows = emotion.rows.set_index("time_block")
     wearer_s = segments[segments.speaker == "wearer"].groupby("time_block").apply(
         lambda g: (g.end_s - g.start_s).sum())

@@ -142,8 +142,9 @@ def test_the_runner_computes_what_is_missing_and_redoes_another_models_rows(day)
     assert (figures["slots_found"], figures["slots_processed"], figures["slots_skipped"],
             figures["slots_failed"]) == (4, 3, 0, 1)
     assert "08-00" in figures["failed_slots"] and figures["model_loaded"] is True
+    # What the rows record: the stage's maker and what attributed the speech (no profile).
     assert figures["maker"] == "transcripts v1 model-a EmotionSettings(min_voiced_s=1.0, " \
-        "chunk_s=5.0)"
+        "chunk_s=5.0) | speakers: none"
     rows = store.read("vibe_whisper", "dev-1", "2025-07-18").set_index("time_block")
     assert rows.transcription.to_dict() == {"07-00": "3s by model:model-a",
                                             "07-30": "5s by model:model-a",

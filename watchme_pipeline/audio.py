@@ -34,9 +34,12 @@ class DecodedAudio:
     truncated: bool = False
     # Speech segments (start, end samples) by the VAD, found once and shared by the stages.
     segments: list[tuple[int, int]] | None = field(default=None, repr=False)
-    # Where a stage hears the wearer only (``segments`` then the wearer's turns): the seconds
-    # of others' speech left out; None where speech is not attributed (all of it is heard).
-    other_seconds: float | None = None
+    # Who spoke where (speech_segments): the wearer's and others' turns, in samples; None
+    # where the device has no wearer profile (speech not attributed).
+    speakers: dict[str, list[tuple[int, int]]] | None = field(default=None, repr=False)
+
+    def speaker_seconds(self, speaker: str) -> float:
+        return sum(e - s for s, e in (self.speakers or {}).get(speaker, [])) / SAMPLE_RATE
 
     @property
     def duration_s(self) -> float:

@@ -92,6 +92,9 @@ def cmd_sample(args: argparse.Namespace, deployment: Deployment) -> None:
         n = sum(len(v) for v in day.keys.values())
         print(f"wrote {n} recordings for {args.device} {args.date} into {root} "
               f"(speech by {day.speech_engine})")
+        if day.enrollment:
+            print(f"wrote the wearer's enrollment recording: {day.enrollment} (the speakers "
+                  "stage tells the wearer from the others around them)")
     if deployment.dagster_home:  # make the device's partitions exist in the UI at once
         import dagster as dg
 

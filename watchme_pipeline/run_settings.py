@@ -22,6 +22,10 @@ class PipelineSettings(dg.ConfigurableResource):
     language: str = Field(default="ja", description="Transcription language, a Whisper code, "
                           "or 'auto' to detect it once per slot.")
     prompt_language: str = Field(default="ja", description="Language of the LLM prompt (ja, en).")
+    others_speech: str = Field(default="keep", description="Others' speech where the device has "
+                               "a wearer profile: keep (transcribed, marked as others') or "
+                               "redact (never transcribed, stored or sent to an LLM; counted "
+                               "and timed only).")
     recompute: bool = Field(default=False, description="Redo slots already completed by this "
                             "run's maker (a slot whose row another model or other settings "
                             "made is always redone).")

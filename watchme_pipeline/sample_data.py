@@ -25,6 +25,10 @@ SENTENCES = [
     "最悪だ、電車がまた遅れてる。会議に間に合わないかも。",
 ]
 NEURAL_VOICES = ("jf_alpha", "jm_kumo", "jf_tebukuro")
+# The first voice is the wearer's, near the microphone; the others are people around them,
+# this much softer (1-2 m against 20 cm). The wearer's enrollment recording says these.
+OTHERS_DB = -14.0
+ENROLLMENT_SENTENCES = (0, 3)
 VOICE_ORDER = ("kokoro", "espeak-ng", "synthetic")
 KOKORO_SEED = 20261201  # fixed: the same sentence is the same audio everywhere
 # espeak-ng's fallback, spoken in kana: espeak-ng says "Chinese letter" for every kanji.
@@ -50,6 +54,7 @@ NOISE = {"06-30", "08-30", "09-30", "14-00", "16-00", "17-00", "18-00", "22-00"}
 class SampleDay:
     keys: dict[str, list[str]]  # slot -> keys written
     speech_engine: str
+    enrollment: str | None = None  # the wearer's enrollment recording (Kokoro's voice only)
 
 
 def neural_voice_available() -> bool:
@@ -75,7 +80,8 @@ def kokoro_speech(text: str, voice: str, speed: float = 1.0) -> tuple[np.ndarray
 def _voice(index: int, rate: int, voices: tuple[str, ...], spoken: dict
            ) -> tuple[np.ndarray, str]:
     """The utterance for speech slot ``index`` at ``rate``, by the first available voice of
-    ``voices`` (``kokoro``, ``espeak-ng``, ``synthetic``); ``spoken`` keeps what was made."""
+    ``voices`` (``kokoro``, ``espeak-ng``, ``synthetic``); ``spoken`` keeps what was made.
+    Kokoro's utterances by others than the wearer are OTHERS_DB softer."""
     for engine in voices:
         if engine == "kokoro" and neural_voice_available():
             # Each sentence always in the same voice: six syntheses a day (~25 s), not more.
@@ -84,6 +90,9 @@ def _voice(index: int, rate: int, voices: tuple[str, ...], spoken: dict
             if (text, name) not in spoken:
                 spoken[text, name] = kokoro_speech(text, name)
             voice, vrate = spoken[text, name]
+            voice = voice / (np.abs(voice).max() + 1e-9)
+            if name != NEURAL_VOICES[0]:
+                voice = voice * 10 ** (OTHERS_DB / 20)
             break
         if engine == "espeak-ng" and (espeak := shutil.which("espeak-ng")):
             text = SENTENCES_KANA[index % len(SENTENCES_KANA)]
@@ -114,7 +123,9 @@ def _speech(index: int, voices: tuple[str, ...], spoken: dict, seconds: float, r
         voice, engine = _voice(index + k, rate, voices, spoken)
         if pos + len(voice) >= len(out):
             break
-        out[pos : pos + len(voice)] += 0.6 * voice / (np.abs(voice).max() + 1e-9)
+        peak = np.abs(voice).max() + 1e-9
+        # Kokoro's come at their level (the wearer's peak 1); the others' at full scale.
+        out[pos : pos + len(voice)] += 0.6 * voice / (1.0 if engine == "kokoro" else peak)
         pos += len(voice) + int(rate * rng.uniform(2, 6))
     return out, engine
 
@@ -174,6 +185,18 @@ def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: floa
         key = recording_key(device_id, date, time_part)
         store.write(key, data, "audio/wav")
         keys.setdefault(slot, []).append(key)
-    return SampleDay(keys, engine)
+    enrollment = None
+    if engine == "kokoro":  # the wearer's enrollment recording, as the app uploads it
+        said = [resample_poly(spoken[SENTENCES[i], NEURAL_VOICES[0]][0], 16000,
+                              spoken[SENTENCES[i], NEURAL_VOICES[0]][1])
+                for i in ENROLLMENT_SENTENCES if (SENTENCES[i], NEURAL_VOICES[0]) in spoken]
+        if said:
+            pause = np.zeros(8000, np.float32)
+            recording = np.concatenate([x for s in said for x in (s * 0.6 / np.abs(s).max(),
+                                                                  pause)])
+            enrollment = f"files/{device_id}/enrollment/sample.wav"
+            store.write(enrollment, _wav(recording.astype(np.float32), 16000, "PCM_16", 1),
+                        "audio/wav")
+    return SampleDay(keys, engine, enrollment)
 
 

@@ -55,11 +55,26 @@ class SlotSummary:
     failed: bool = False  # a recording exists but could not be used
     transcript: str | None = None
     events: list[dict] = field(default_factory=list)
-    emotion: dict[str, float] | None = None
+    emotion: dict[str, float] | None = None  # the wearer's, where speech is attributed
+    # [{start_s, end_s, speaker, text}] (vibe_whisper.lines); speaker wearer/other/unknown.
+    lines: list[dict] = field(default_factory=list)
 
     @property
     def dominant_emotion(self) -> str | None:
         return max(self.emotion, key=self.emotion.get) if self.emotion else None
+
+    @property
+    def attributed(self) -> bool:
+        """Whether its lines say who spoke (the device has a wearer profile)."""
+        return any(x["speaker"] != "unknown" for x in self.lines)
+
+    def words_of(self, speaker: str) -> str:
+        return " ".join(x["text"] for x in self.lines if x["speaker"] == speaker and x["text"])
+
+    @property
+    def own_words(self) -> str | None:
+        """What the wearer said: their lines where attributed, else the whole transcript."""
+        return self.words_of("wearer") if self.attributed else self.transcript
 
 
 def local_slot_score(s: SlotSummary) -> int | None:
@@ -72,8 +87,8 @@ def local_slot_score(s: SlotSummary) -> int | None:
     if valenced:
         v = sum(e["score"] * EVENT_VALENCE[e["label"]] for e in valenced)
         parts["events"] = max(-1.0, min(1.0, v))
-    if s.transcript:
-        text = s.transcript.lower()
+    if s.own_words:  # the wearer's words: others' moods are not the wearer's
+        text = s.own_words.lower()
         pos = sum(text.count(w) for w in POSITIVE_WORDS)
         neg = sum(text.count(w) for w in NEGATIVE_WORDS)
         if pos or neg:

@@ -36,6 +36,10 @@ AWS_SECRET_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TO
 EXECUTORS = ("local", "multiprocess", "k8s")
 MOOD_SCORERS = ("local", "openai")
 PROMPT_LANGUAGES = ("ja", "en")
+# What is kept of others' speech (bystanders) where speech is attributed (stages/speakers.py):
+# keep their words, or redact them (never transcribed, stored or sent to an LLM: counted and
+# timed only).
+OTHERS_SPEECH = ("keep", "redact")
 SMTP_SECURITY = ("starttls", "ssl", "none")  # resources/alert_channels.py sends with each
 
 
@@ -75,6 +79,7 @@ class Deployment:
     openai_key_set: bool = False
     language: str = "ja"
     prompt_language: str = "ja"
+    others_speech: str = "keep"
     memory_mb: int = DEFAULT_MEMORY_MB
     alerts: AlertSettings = AlertSettings()
     profile_set: bool = True  # WATCHME_MODEL_PROFILE given (else the CLI picks one)
@@ -204,6 +209,8 @@ def load_deployment(env: Mapping[str, str]) -> Deployment:
         openai_base_url=env.get("OPENAI_BASE_URL") or None,
         openai_key_set=bool(env.get("OPENAI_API_KEY")),
         language=env.get("WATCHME_LANGUAGE") or "ja",
+        others_speech=_one_of(env.get("WATCHME_OTHERS_SPEECH") or "keep", OTHERS_SPEECH,
+                              "WATCHME_OTHERS_SPEECH"),
         prompt_language=_one_of(env.get("WATCHME_PROMPT_LANGUAGE") or "ja", PROMPT_LANGUAGES,
                                 "WATCHME_PROMPT_LANGUAGE"),
         memory_mb=memory_limit_mb(env),
@@ -255,6 +262,7 @@ def run_settings(deployment: Deployment) -> PipelineSettings:
     """The deployment's run settings (what the builders read)."""
     return PipelineSettings(language=deployment.language,
                             prompt_language=deployment.prompt_language,
+                            others_speech=deployment.others_speech,
                             memory_mb=deployment.memory_mb)
 
 

@@ -120,8 +120,10 @@ def fit(history: History, labels: np.ndarray) -> tuple[object, float]:
 
 def build_profile(history: History) -> Profile | None:
     """The wearer's profile from the history, or None when it is too short to trust (fewer
-    than MIN_DAYS days with speech, or MIN_TURNS turns, or one voice only)."""
-    if history.day_count < MIN_DAYS or len(history.levels_db) < MIN_TURNS:
+    than MIN_DAYS days with speech without an enrollment recording, fewer than MIN_TURNS
+    turns, or one voice only)."""
+    if ((history.day_count < MIN_DAYS and not history.enrolled.any())
+            or len(history.levels_db) < MIN_TURNS):
         return None
     seeds = level_seeds(history.levels_db) | history.enrolled
     labels = widened_by_voice(history.embeddings, seeds)

@@ -89,15 +89,14 @@ class DayWork:
 
 @dataclass(frozen=True)
 class Voices:
-    """Whose speech is whose in a device-day, for a stage that hears the wearer only: the
-    wearer's turns by slot (samples), the seconds of others' speech, and what attributed them
-    (in the maker of the rows made from them). ``attributed`` False: the device has no
+    """Who spoke where in a device-day, for the stages that tell the wearer from others: by
+    slot, the turns of each speaker (``wearer``, ``other``; samples), and what attributed
+    them (in the maker of the rows made from them). ``attributed`` False: the device has no
     profile yet, and every slot's speech is heard as before."""
 
     maker: str
     attributed: bool = False
-    wearer: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    other_seconds: dict[str, float] = field(default_factory=dict)
+    turns: dict[str, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,8 +135,9 @@ class Stage:
     # Slot stages: day-level work after the slots (speakers: the profile and who spoke);
     # returns figures for the partition's metadata.
     after_day: Callable[[DayWork], dict[str, Any]] | None = None
-    # Slot stages that hear the wearer only: (store, day) -> Voices; their rows' maker
-    # names what attributed the speech, so a new profile remakes them.
+    # Slot stages that tell the wearer from others: (store, day) -> Voices, given to compute
+    # as each audio's ``speakers``; their rows' maker names what attributed the speech, so a
+    # new profile remakes them.
     voices: Callable[[ResultStore, DeviceDay], Voices] | None = None
     working_mb: int = 60  # what its work holds beside the base process and its model
 

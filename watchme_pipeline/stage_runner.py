@@ -69,7 +69,7 @@ def slots_to_do(current: pd.DataFrame, rows: pd.DataFrame, stage: Stage, maker: 
 class StageOutcome:
     """What one run of a stage did for one day: its figures, and the day's rows after it."""
 
-    maker: str
+    maker: str  # what its rows record: the stage's maker and what attributed their speech
     model: str
     slots_found: int
     slots_skipped: int
@@ -81,6 +81,7 @@ class StageOutcome:
     audio_minutes: float = 0.0
     stage_seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)  # the stage's own figures
+    stage_maker: str = ""  # the stage's maker for the run's settings (the code version's)
 
     def figures(self) -> dict[str, Any]:
         """Counts and figures for the asset's metadata (never a transcript or the audio)."""
@@ -114,7 +115,8 @@ def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | No
     todo = slots_to_do(current, result_store.read(stage.table.name, day.device_id, day.date),
                        stage, row_maker, settings.recompute)
     undecodable = current[~current.decodes]
-    outcome = StageOutcome(maker=maker, model=model_id, slots_found=len(current),
+    outcome = StageOutcome(maker=row_maker, stage_maker=maker, model=model_id,
+                           slots_found=len(current),
                            slots_skipped=len(current) - len(todo) - len(undecodable),
                            failed_slots=dict(zip(undecodable.time_block, undecodable.error)),
                            rows=pd.DataFrame())
@@ -145,7 +147,7 @@ def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | No
     outcome.rows = result_store.read(stage.table.name, day.device_id, day.date)
     outcome.summary = stage.summarize(result_store, day, outcome.rows)
     if voices is not None:
-        outcome.summary["speech_heard"] = "wearer" if voices.attributed else "all"
+        outcome.summary["speech_attributed"] = voices.attributed
     if stage.after_day is not None:
         outcome.summary.update(stage.after_day(DayWork(
             day=day, rows=outcome.rows, result_store=result_store, audio_store=audio_store,
@@ -164,7 +166,7 @@ def _read_inputs(stage: Stage, day: DeviceDay, records: list, audio_store: Audio
                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """The batch's inputs by slot (decoded audio unless the stage reads something else), and
     the recordings they came from; a recording that does not decode fails its slot. With
-    attributed ``voices``, an audio's speech is the wearer's turns only."""
+    attributed ``voices``, each audio says who spoke where."""
     paths = {r.time_block: r.file_path for r in records}
     if stage.inputs is not None:
         return stage.inputs(result_store, day, list(paths)), paths
@@ -174,8 +176,7 @@ def _read_inputs(stage: Stage, day: DeviceDay, records: list, audio_store: Audio
         try:
             audio = decode_recording(audio_store, r.file_path, r.vad_segments)
             if voices is not None and voices.attributed:
-                audio.segments = list(voices.wearer.get(r.time_block, []))
-                audio.other_seconds = voices.other_seconds.get(r.time_block, 0.0)
+                audio.speakers = voices.turns.get(r.time_block, {})
             audios[r.time_block] = audio
         except AudioDecodeError as exc:
             outcome.failed_slots[r.time_block] = str(exc)

@@ -48,6 +48,9 @@ VARIABLES = (
     Variable(("WATCHME_LANGUAGE",), "ja", "transcription language (a Whisper code; 'auto' "
              "detects)"),
     Variable(("WATCHME_PROMPT_LANGUAGE",), "ja", "language of the LLM prompt (ja, en)"),
+    Variable(("WATCHME_OTHERS_SPEECH",), "keep", "others' speech where the device has a wearer "
+             "profile: keep, or redact (never transcribed, stored or sent to an LLM; counted "
+             "and timed only)"),
     Variable(("WATCHME_MOOD_SCORER",), "local", "local, or openai: an OpenAI-compatible "
              "endpoint"),
     Variable(("WATCHME_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY"), "gpt-4o-mini",

@@ -37,8 +37,8 @@ def slot_stage_day(stage: Stage) -> Callable[[StageRun, DeviceDay], dict[str, An
         figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
         # The code version names the deployment's maker; a run whose settings change the
         # output (set in the Launchpad) says so here, and its rows record their maker.
-        figures["maker_is_code_version"] = outcome.maker == run.code_version
-        if outcome.maker != run.code_version:
+        figures["maker_is_code_version"] = outcome.stage_maker == run.code_version
+        if outcome.stage_maker != run.code_version:
             run.log.info(f"{stage.name}: this run's settings differ from the deployment's; "
                          f"rows made by: {outcome.maker}")
         return figures

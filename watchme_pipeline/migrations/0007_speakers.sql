@@ -48,3 +48,4 @@ ALTER TABLE emotion_superb ADD COLUMN other_seconds double precision;
 -- The VAD's segments of a recording keep their own name: speech_segments is now the table of
 -- who spoke.
 ALTER TABLE audio_files RENAME COLUMN speech_segments TO vad_segments;
+ALTER TABLE vibe_whisper ADD COLUMN lines jsonb;

@@ -63,12 +63,23 @@ class WhisperSettings:
 
 
 @dataclass(frozen=True)
+class Line:
+    """A piece of the transcript and where in the slot it was said (samples): one Whisper
+    segment (faster-whisper's timestamps), or a window decoded without them."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Transcript:
     text: str
     windows: int  # windows of speech decoded (0: the VAD found no speech)
     dropped: int  # decoded windows judged silence, or still looping after the fallback
     language: str | None = None
     muffled: int = 0  # speech segments not decoded: sound through a wall (min_high_band_db)
+    lines: tuple[Line, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,16 @@ class Window:
     slot: str
     audio: np.ndarray  # the window's speech segments, concatenated
     language: str | None
+    spans: tuple[tuple[int, int], ...] = ()  # where in the slot its segments are
+
+    def slot_sample(self, seconds: float) -> int:
+        """A time in the window's audio as a sample of the slot."""
+        at = int(seconds * SAMPLE_RATE)
+        for start, end in self.spans:
+            if at <= end - start:
+                return start + at
+            at -= end - start
+        return self.spans[-1][1]
 
 
 def clean_text(text: str) -> str:
@@ -118,13 +139,14 @@ def keep(result, s: WhisperSettings) -> bool:
 def slot_windows(audio: DecodedAudio, s: WhisperSettings) -> list[np.ndarray]:
     """The slot's speech (the segments the shared decode found once, with ``VadSettings``) as
     Whisper windows, each the concatenation of its segments; muffled segments left out."""
-    return _windows(audio, s)[0]
+    return [x for x, _ in _windows(audio, s)[0]]
 
 
-def _windows(audio: DecodedAudio, s: WhisperSettings) -> tuple[list[np.ndarray], int]:
+def _windows(audio: DecodedAudio, s: WhisperSettings
+             ) -> tuple[list[tuple[np.ndarray, list[tuple[int, int]]]], int]:
     heard = [(a, b) for a, b in audio.speech()
              if high_band_db(audio.samples[a:b]) >= s.min_high_band_db]
-    return ([np.concatenate([audio.samples[a:b] for a, b in window])
+    return ([(np.concatenate([audio.samples[a:b] for a, b in window]), window)
              for window in speech_windows(heard, WINDOW_SAMPLES)],
             len(audio.speech()) - len(heard))
 
@@ -142,23 +164,31 @@ def transcribe(
         pieces, muffled[slot] = _windows(audio, settings)
         language = settings.language
         if pieces and language is None:  # detected once per slot, on its first window
-            language = (_detect_faster if faster else _detect_openai)(model, pieces[0])
+            language = (_detect_faster if faster else _detect_openai)(model, pieces[0][0])
         languages[slot] = language if pieces else settings.language
-        windows += [Window(slot, x, language) for x in pieces]
+        windows += [Window(slot, x, language, tuple(spans)) for x, spans in pieces]
     texts: dict[str, list[str]] = {slot: [] for slot in audios}
+    lines: dict[str, list[Line]] = {slot: [] for slot in audios}
     decoded = dict.fromkeys(audios, 0)
     dropped = dict.fromkeys(audios, 0)
     decode = _decode_faster if faster else _decode_openai
     for window, results in decode(model, windows, settings):
         decoded[window.slot] += 1
-        kept = [clean_text(r.text) for r in results if keep(r, settings)]
-        text = " ".join(t for t in kept if t)
+        kept = [(r, clean_text(r.text)) for r in results if keep(r, settings)]
+        for r, t in kept:
+            if t and getattr(r, "start", None) is not None:  # a timed segment
+                lines[window.slot].append(Line(window.slot_sample(r.start),
+                                               window.slot_sample(r.end), t))
+            elif t:
+                lines[window.slot].append(Line(window.spans[0][0], window.spans[-1][1], t))
+        text = " ".join(t for _, t in kept if t)
         if text:
             texts[window.slot].append(text)
         else:
             dropped[window.slot] += 1
     return {slot: Transcript(" ".join(texts[slot]), decoded[slot], dropped[slot],
-                             languages[slot], muffled[slot]) for slot in audios}
+                             languages[slot], muffled[slot], tuple(lines[slot]))
+            for slot in audios}
 
 
 def _detect_faster(model, audio: np.ndarray) -> str:
@@ -201,6 +231,6 @@ from watchme_pipeline.models.whisper_openai import (  # noqa: E402
     _detect_openai,
 )
 
-__all__ = ["WhisperSettings", "Transcript", "Window", "_consumed", "_decode_openai",
+__all__ = ["Line", "WhisperSettings", "Transcript", "Window", "_consumed", "_decode_openai",
            "_detect_openai", "is_silence", "keep", "needs_fallback", "slot_windows",
            "transcribe"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pandas as pd
@@ -14,7 +15,7 @@ from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, sl
 from watchme_pipeline.scoring import emotion_name
 from watchme_pipeline.slots import SLOTS
 from watchme_pipeline.stage import Stage
-from watchme_pipeline.stages.speakers import voices_of_day
+from watchme_pipeline.stages.speakers import OTHER, WEARER, voices_of_day
 
 emotion_superb = sa.Table("emotion_superb", metadata, *slot_row_columns(
     *[sa.Column(c, sa.Float) for c in LABEL_COLUMNS.values()],
@@ -35,13 +36,17 @@ def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
                    settings: EmotionSettings) -> dict[str, dict]:
     """Per slot the four probabilities over the speech it hears (the wearer's where speech is
     attributed; None without it: a slot where only others spoke has no mood of the wearer)."""
+    heard = {slot: (dataclasses.replace(a, segments=list(a.speakers.get(WEARER, [])))
+                    if a.speakers is not None else a) for slot, a in audios.items()}
     out = {}
-    for slot, probs in classify_emotion(model.model, model.extractor, audios, settings).items():
+    for slot, probs in classify_emotion(model.model, model.extractor, heard, settings).items():
         audio = audios[slot]
-        attributed = audio.other_seconds is not None
-        out[slot] = {"voiced_seconds": round(audio.voiced_seconds, 2),
-                     "wearer_seconds": round(audio.voiced_seconds, 2) if attributed else None,
-                     "other_seconds": round(audio.other_seconds, 2) if attributed else None,
+        attributed = audio.speakers is not None
+        out[slot] = {"voiced_seconds": round(heard[slot].voiced_seconds, 2),
+                     "wearer_seconds": (round(audio.speaker_seconds(WEARER), 2) if attributed
+                                        else None),
+                     "other_seconds": (round(audio.speaker_seconds(OTHER), 2) if attributed
+                                       else None),
                      **{c: (probs or {}).get(label) for label, c in LABEL_COLUMNS.items()}}
     return out
 

@@ -118,17 +118,19 @@ def history_of(rows: pd.DataFrame, enrolled: list[Turn]) -> History:
 
 
 def profile_for(work: DayWork) -> tuple[Profile | None, str]:
-    """The wearer's profile for the day (from the HISTORY_DAYS before it), fitted once per
-    history: the stored one when the same rows and enrollment made it."""
+    """The wearer's profile for the day, fitted once per history (the stored one when the same
+    rows and enrollment made it): from the HISTORY_DAYS before it once MIN_DAYS of them have
+    speech; with an enrollment recording, from it, those days and the day itself at once."""
     store, day = work.result_store, work.day
-    dates = history_dates(day.date)
+    keys = enrollment_keys(work)
+    dates = history_dates(day.date) + ([day.date] if keys else [])
     made = store.read_days(speaker_turns.name, day.device_id, dates,
                            columns=("date", "time_block", "maker", "processed_at"))
-    keys = enrollment_keys(work)
     history_key = hashlib.sha256(repr((RULE, [tuple(map(str, r)) for r in made.itertuples(
         index=False)], keys)).encode()).hexdigest()[:16]
-    if made.date.nunique() < MIN_DAYS:
-        return None, f"no profile ({made.date.nunique()} of {MIN_DAYS} days)"
+    earlier = made.date[made.date != day.date].nunique()
+    if not keys and earlier < MIN_DAYS:
+        return None, f"no profile ({earlier} of {MIN_DAYS} days)"
     stored = store.select_rows(speaker_profiles.name, [("eq", "device_id", day.device_id),
                                                        ("eq", "history_key", history_key)])
     if len(stored):
@@ -184,21 +186,17 @@ def attribute_day(work: DayWork) -> dict[str, Any]:
 
 
 def voices_of_day(store: Any, day: DeviceDay) -> Voices:
-    """The day's speech_segments as the wearer's turns by slot, for the stages that hear the
-    wearer only; not attributed when the device had no profile."""
+    """The day's speech_segments as each slot's turns by speaker, for the stages that tell
+    the wearer from others; not attributed when the device had no profile."""
     rows = store.read(speech_segments.name, day.device_id, day.date)
     if not len(rows) or (rows.speaker == UNKNOWN).all():
         return Voices(maker="speakers: none")
-    wearer: dict[str, list[tuple[int, int]]] = {}
-    other: dict[str, float] = {}
-    for r in rows.itertuples():
-        if r.speaker == WEARER:
-            wearer.setdefault(r.time_block, []).append(
-                (int(round(r.start_s * SAMPLE_RATE)), int(round(r.end_s * SAMPLE_RATE))))
-        else:
-            other[r.time_block] = round(other.get(r.time_block, 0.0) + r.end_s - r.start_s, 2)
+    turns: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    for r in rows.sort_values(["time_block", "start_s"]).itertuples():
+        turns.setdefault(r.time_block, {WEARER: [], OTHER: []})[r.speaker].append(
+            (int(round(r.start_s * SAMPLE_RATE)), int(round(r.end_s * SAMPLE_RATE))))
     return Voices(maker="speakers: " + rows.maker.iloc[0].rsplit(" | ", 1)[-1],
-                  attributed=True, wearer=wearer, other_seconds=other)
+                  attributed=True, turns=turns)
 
 
 def who_spoke(row) -> str:
@@ -225,8 +223,8 @@ STAGE = Stage(
     "at 150 ms pauses and each turn's voice embedded by resemblyzer's GE2E encoder "
     "(`speaker_turns`); the wearer's profile is fitted per device from the turns of the "
     f"{HISTORY_DAYS} days before (the wearer is the nearest voice: loud turns seed it, the "
-    "same voice said softly joins), with an enrollment recording "
-    "(`files/{device_id}/enrollment/*.wav`) when there is one, and versioned "
-    "(`speaker_profiles`); each turn is then `wearer` or `other`, or `unknown` until the "
-    f"device has {MIN_DAYS} days with speech (`speech_segments`).",
+    "same voice said softly joins) and versioned (`speaker_profiles`); each turn is then "
+    f"`wearer` or `other`, or `unknown` until the device has {MIN_DAYS} days with speech "
+    "(`speech_segments`). An enrollment recording (`files/{device_id}/enrollment/*.wav`) "
+    "seeds the profile and makes one from the first day.",
 )

@@ -43,6 +43,7 @@ def slot_summaries(store: ResultStore, day: DeviceDay) -> list[SlotSummary]:
     event_rows = store.read(behavior_yamnet.name, day.device_id, day.date)
     emotion_rows = store.read(emotion_superb.name, day.device_id, day.date)
     text = dict(zip(text_rows.time_block, text_rows.transcription))
+    lines = dict(zip(text_rows.time_block, text_rows.lines))
     events = dict(zip(event_rows.time_block, event_rows.top_events))
     emotions = {}
     for r in emotion_rows.itertuples():
@@ -60,6 +61,7 @@ def slot_summaries(store: ResultStore, day: DeviceDay) -> list[SlotSummary]:
             transcript=text.get(slot) or None,
             events=list(events.get(slot) or []),
             emotion=emotions.get(slot),
+            lines=[x for x in lines.get(slot) or [] if isinstance(x, dict)],
         ))
     return out
 
@@ -96,12 +98,14 @@ def prompt_day(run: StageRun, day: DeviceDay) -> dict[str, Any]:
 STAGE = Stage(
     name="vibe_prompt",
     tables=(vibe_whisper_prompt,),
-    deps=("raw_audio", "transcripts", "event_scores", "emotion_scores"),
+    deps=("raw_audio", "speakers", "transcripts", "event_scores", "emotion_scores"),
     run_day=prompt_day,
     automatic=True,
     version=PROMPT_VERSION,
     description="The day's LLM prompt: one line per slot `[HH-MM] text` with top sound "
-    "events and dominant emotion, `(発話なし)` for recorded slots without speech and "
+    "events and dominant emotion (the wearer's, where the device has a voice profile: then "
+    "each speaker's words are marked `本人:` or `周りの人:` / `wearer:` or `others:`), "
+    "`(発話なし)` for recorded slots without speech and "
     "missing slots written out; a day without recordings is one line saying so. Stored in "
     "`vibe_whisper_prompt` with the slot summaries it was built from.",
 )
