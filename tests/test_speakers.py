@@ -93,10 +93,10 @@ def wav(samples: np.ndarray) -> bytes:
 
 
 def run_day(stage: str, device: str, date: str, audio: LocalAudioStore,
-            results: SqlResultStore, registry: ModelRegistry):
+            results: SqlResultStore, registry: ModelRegistry, **settings):
     return run_slot_stage(stage_named(stage), DeviceDay(device, date), audio_store=audio,
                           result_store=results, registry=registry,
-                          settings=PipelineSettings(), log=LOG)
+                          settings=PipelineSettings(**settings), log=LOG)
 
 
 @pytest.mark.slow
@@ -152,6 +152,22 @@ def test_speakers_stage_attributes_turns_once_the_device_has_three_days(
         assert rows.voiced_seconds[slot] == rows.wearer_seconds[slot]
         assert rows.other_seconds[slot] > 3
     assert emotion.rows.maker.str.endswith(f"profile {outcome.summary['profile']}").all()
+    # Transcripts: each line marked with its speaker; redacted, Whisper hears the wearer only
+    # and others' turns are times without words (the tiny Whisper's words are noise: the
+    # speakers and the redaction are what is checked).
+    kept = run_day("transcripts", "talker", DATES[3], audio, results, registry)
+    assert kept.summary["speech_attributed"] is True and kept.slots_processed == 2
+    assert {x["speaker"] for r in kept.rows.lines for x in r} <= {"wearer", "other"}
+    redacted = run_day("transcripts", "talker", DATES[3], audio, results, registry,
+                       others_speech="redact")
+    assert redacted.slots_processed == 2  # another setting that changes the output: redone
+    for r in redacted.rows.itertuples():
+        others = [x for x in r.lines if x["speaker"] == "other"]
+        assert len(others) >= 2 and all(x["text"] is None for x in others)
+        assert all(x["speaker"] == "wearer" for x in r.lines if x["text"])
+        spoken = segments[(segments.time_block == r.time_block) & (segments.speaker == "other")]
+        assert sorted(x["start_s"] for x in others) == sorted(round(v, 2)
+                                                               for v in spoken.start_s)
     # The same slot with the other voice removed gives the same emotion row.
     solo = run_day("speakers", "solo", DATES[3], audio, results, registry)
     assert solo.summary["profile"] == outcome.summary["profile"]  # the same history
@@ -162,3 +178,44 @@ def test_speakers_stage_attributes_turns_once_the_device_has_three_days(
     # The VAD's turn edges move by a frame or two where a neighbour turn became silence.
     assert alone_row.wearer_seconds == pytest.approx(rows.loc["09-00"].wearer_seconds, abs=0.2)
     assert alone_row.other_seconds == 0
+
+
+def test_the_prompt_marks_who_spoke_and_the_local_scorer_reads_the_wearers_words():
+    from watchme_pipeline.prompt import build_prompt
+    from watchme_pipeline.scoring import SlotSummary, local_slot_score
+
+    said = [{"start_s": 1.0, "end_s": 3.0, "speaker": "wearer", "text": "今日は疲れた"},
+            {"start_s": 3.5, "end_s": 6.0, "speaker": "other", "text": "最高だね"},
+            {"start_s": 7.0, "end_s": 8.0, "speaker": "other", "text": "うれしい"}]
+    slots = [SlotSummary("09-00", recorded=True, transcript="今日は疲れた 最高だね うれしい",
+                         lines=said),
+             SlotSummary("09-30", recorded=True, transcript="最高",
+                         lines=[{"start_s": 0.0, "end_s": 4.5, "speaker": "other",
+                                 "text": None}])]
+    ja = build_prompt("dev", "2025-07-18", slots, "ja")
+    assert "[09-00] 本人: 今日は疲れた / 周りの人: 最高だね うれしい" in ja
+    assert "[09-30] 周りの人: 周りの人の発話 4秒" in ja  # redacted: its length only
+    assert "周りの人だけが話している時間帯は、本人の気分として扱わないでください" in ja
+    en = build_prompt("dev", "2025-07-18", slots, "en")
+    assert "[09-00] wearer: 今日は疲れた / others: 最高だね うれしい" in en
+    # Others' happy words are not the wearer's mood; unattributed, the transcript counts.
+    assert local_slot_score(slots[1]) == 0
+    assert local_slot_score(SlotSummary("09-30", recorded=True, transcript="最高")) > 0
+    plain = build_prompt("dev", "2025-07-18", [SlotSummary("09-00", recorded=True,
+                                                           transcript="最高")], "ja")
+    assert "[09-00] 最高" in plain and "本人" not in plain  # no profile: as before
+
+
+def test_a_line_is_the_speaker_whose_turns_it_overlaps_most_in_slot_time():
+    from watchme_pipeline.models.transcribe import Line, Window
+    from watchme_pipeline.stages.transcripts import speaker_of
+
+    # A window packs two segments of the slot: 1-3 s and 5-6 s.
+    window = Window("09-00", np.zeros(3 * SR, np.float32), "ja",
+                    spans=((1 * SR, 3 * SR), (5 * SR, 6 * SR)))
+    assert window.slot_sample(0.5) == int(1.5 * SR)
+    assert window.slot_sample(2.5) == int(5.5 * SR)  # past the first segment: the second
+    turns = {"wearer": [(1 * SR, 3 * SR)], "other": [(5 * SR, 6 * SR)]}
+    assert speaker_of(Line(int(1.2 * SR), int(2.9 * SR), "a"), turns) == "wearer"
+    assert speaker_of(Line(int(2.8 * SR), int(6 * SR), "b"), turns) == "other"
+    assert speaker_of(Line(0, SR, "c"), None) == "unknown"  # no profile
