@@ -97,11 +97,13 @@ def test_plan_tick_never_misses_or_repeats():
 
 def test_plan_tick_skips_bad_keys_and_dates_outside_partitions():
     listing = [obj(key()), obj("files/a..b/2025-07-18/09-00/audio.wav"),
-               obj(key(date="2024-12-31"))]
+               obj(key(date="2024-12-31")), obj("files/dev-1/enrollment/voice.wav")]
     plan = plan_tick(listing, None, 10, valid_dates={"2025-07-18"})
     assert [str(d) for d in plan.requests] == ["dev-1 2025-07-18"]
     assert "invalid device id" in plan.skipped["files/a..b/2025-07-18/09-00/audio.wav"]
     assert "outside the partitions" in plan.skipped[key(date="2024-12-31")]
+    # An enrollment recording is the speakers stage's, neither a slot nor a bad key.
+    assert len(plan.skipped) == 2
 
 
 def test_a_tick_whose_cursor_was_never_stored_repeats_exactly():

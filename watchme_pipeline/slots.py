@@ -105,6 +105,19 @@ def day_prefix(device_id: str, date: str) -> str:
     return f"{KEY_PREFIX}/{validate_device_id(device_id)}/{validate_date(date)}/"
 
 
+def enrollment_prefix(device_id: str) -> str:
+    """Where the app uploads the wearer's enrollment recordings (stages/speakers.py)."""
+    return f"{KEY_PREFIX}/{validate_device_id(device_id)}/enrollment/"
+
+
+_ENROLLMENT_RE = re.compile(r"^(?:.*/)?files/[^/]+/enrollment/[^/]+\.wav$", re.IGNORECASE)
+
+
+def is_enrollment_key(key: str) -> bool:
+    """An enrollment recording: not a slot's recording, and not a bad key either."""
+    return bool(_ENROLLMENT_RE.match(key))
+
+
 def recording_key(device_id: str, date: str, time_part: str) -> str:
     """The key a recording of ``time_part`` (HH-MM or HH-MM-SS) is stored under."""
     key = f"{day_prefix(device_id, date)}{time_part}/audio.wav"

@@ -20,7 +20,7 @@ from botocore.config import Config
 from pydantic import PrivateAttr
 
 from watchme_pipeline.settings import Deployment
-from watchme_pipeline.slots import InvalidIdentifier, parse_key
+from watchme_pipeline.slots import InvalidIdentifier, is_enrollment_key, parse_key
 
 SEQUENCER_WIDTH = 32  # S3's sequencers are hex of varying length: padded, they sort as numbers
 
@@ -64,6 +64,8 @@ def parse_notifications(bodies: list[str], key_prefix: str = "") -> ParsedNotice
                 notice.skipped[key] = f"outside the audio store's prefix {prefix!r}"
                 continue
             key = key[len(prefix):]
+            if is_enrollment_key(key):  # read by the speakers stage, not a slot's recording
+                continue
             try:
                 parsed = parse_key(key)
             except InvalidIdentifier as exc:

@@ -25,7 +25,7 @@ import dagster as dg
 from watchme_pipeline.partitions import DATE, DeviceDay, device_group_count, devices_partitions
 from watchme_pipeline.resources import AudioStore, StoredObject
 from watchme_pipeline.sensors.run_requests import DayRun, partition_runs
-from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, parse_key
+from watchme_pipeline.slots import KEY_PREFIX, InvalidIdentifier, is_enrollment_key, parse_key
 from watchme_pipeline.store import ResultStore
 
 LAG = dt.timedelta(minutes=5)
@@ -86,6 +86,9 @@ def plan_tick(objects: Iterable[StoredObject], cursor: str | None, max_runs: int
     consumed: set[str] = set()
     waiting_days: dict[DeviceDay, list[StoredObject]] = {}
     for obj, ident in new:
+        if is_enrollment_key(obj.key):  # read by the speakers stage, not a slot's recording
+            consumed.add(ident)
+            continue
         try:
             parsed = parse_key(obj.key)
             if valid_dates is not None and parsed.date not in valid_dates:

@@ -23,6 +23,7 @@ from watchme_pipeline.models.speaker import SpeakerSettings, Turn, find_turns, u
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources.model_registry import LoadedModel
 from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, slot_row_columns
+from watchme_pipeline.slots import enrollment_prefix, is_enrollment_key
 from watchme_pipeline.speaker_profile import (
     HISTORY_DAYS,
     MAX_TURNS,
@@ -64,9 +65,6 @@ speaker_profiles = sa.Table(
     sa.Index("speaker_profiles_history", "device_id", "history_key"),
 )
 
-ENROLLMENT = "files/{device_id}/enrollment/"
-
-
 def turns_of_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
                    settings: SpeakerSettings) -> dict[str, dict]:
     out = {}
@@ -86,9 +84,8 @@ def history_dates(date: str) -> list[str]:
 def enrollment_keys(work: DayWork) -> list[str]:
     if work.audio_store is None:
         return []
-    prefix = ENROLLMENT.format(device_id=work.day.device_id)
-    return sorted(o.key for o in work.audio_store.list_objects(prefix)
-                  if o.key.lower().endswith(".wav"))
+    return sorted(o.key for o in work.audio_store.list_objects(
+        enrollment_prefix(work.day.device_id)) if is_enrollment_key(o.key))
 
 
 def enrollment_turns(work: DayWork, keys: list[str]) -> list[Turn]:
