@@ -159,7 +159,7 @@ def make_registry(paths: dict[str, str], engine: str, event_runtime: str = "pyto
 
 
 def run_day(paths: dict[str, str], engine: str, memory_mb: int, slots: int, seconds: float,
-            all_speech: bool, steps: tuple[str, ...] = ("raw_audio", "transcripts",
+            all_speech: bool, steps: tuple[str, ...] = ("raw_audio", "speakers", "transcripts",
                                                         "event_scores", "emotion_scores"),
             workdir: str | None = None, quantize: str = "") -> dict:
     """The pipeline's own path over a day: the files in a store, raw_audio's registration
@@ -432,7 +432,8 @@ def steps_in_processes(args, all_speech: bool = False) -> dict:
 
     workdir = tempfile.mkdtemp(prefix="bench-steps-")
     steps = {step: child(f"step:{step}:{workdir}", args, all_speech, memory_mb=args.memory)
-             for step in ("raw_audio", "transcripts", "event_scores", "emotion_scores")}
+             for step in ("raw_audio", "speakers", "transcripts", "event_scores",
+                          "emotion_scores")}
     stages = {name: r["stages"][name] for name, r in steps.items()
               if name != "raw_audio" and name in r["stages"]}
     refused = {name: r["refused"][name] for name, r in steps.items() if name in r["refused"]}
@@ -531,9 +532,14 @@ def main() -> None:
                               round(floor["stages"][name] / floor["audio_min"], 2) if floor
                               else previous.get("stages", {}).get(name, {}).get(
                                   "floor_s_per_audio_min")),
-                          "naive_s_per_audio_min": round(naive["stages"][name]
-                                                         / naive["audio_min"], 2)}
+                          "naive_s_per_audio_min": (round(naive["stages"][name]
+                                                          / naive["audio_min"], 2)
+                                                    if name in naive["stages"] else None)}
                    for name, s in one["stages"].items()},
+        # Issue #33's cost target: the speaker step beside the transcripts step, same day.
+        "speakers_over_transcripts": (round(one["stages"]["speakers"]
+                                            / one["stages"]["transcripts"], 3)
+                                      if "speakers" in one["stages"] else None),
         "engines": engines["stages"] if engines else previous.get("engines"),
         "event_runtimes": runtimes["stages"],
         "with_quantize_events": {

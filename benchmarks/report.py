@@ -80,7 +80,8 @@ def eval_targets(e: dict) -> str:
 # -- performance: make bench -> latest.json; make bench-fleet -> upload_cost.json -------------
 
 STAGE_LABELS = {"transcripts": "transcripts (Whisper base)", "event_scores": "event_scores (AST)",
-                "emotion_scores": "emotion_scores (wav2vec2)"}
+                "emotion_scores": "emotion_scores (wav2vec2)",
+                "speakers": "speakers (resemblyzer GE2E)"}
 
 
 def bench_run(b: dict) -> str:
@@ -106,9 +107,11 @@ def bench_figures(b: dict) -> str:
     peaks = b["peak_rss_mb_per_step_one_model"]
     refused = b.get("in_process_under_one_model_limit", {}).get("refused", {})
     rows = [
-        ["mixed day, the three model stages", f"{b['day_mixed_s']:.0f} s (+ "
+        ["mixed day, the model stages", f"{b['day_mixed_s']:.0f} s (+ "
          f"{b['day_mixed_raw_audio_s']} s raw_audio)"],
-        ["all-speech day, the three model stages", f"{b['day_all_speech_s']:.0f} s"],
+        ["all-speech day, the model stages", f"{b['day_all_speech_s']:.0f} s"],
+        ["the speaker step's time / the transcripts step's, mixed day (issue #33: <= 0.15)",
+         str(b.get("speakers_over_transcripts", "-"))],
         ["naive / ours, mixed day", f"{b['naive_over_ours']} (all resident: "
          f"{b['naive_over_ours_all_models']})"],
         ["mixed day with `WATCHME_QUANTIZE=events`", f"{q.get('day_mixed_s', '-')} s, naive / "
