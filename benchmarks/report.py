@@ -178,6 +178,21 @@ def speaker_probe(p: dict) -> str:
     return "\n\n".join(parts)
 
 
+def speaker_accuracy(a: dict) -> str:
+    if not a:
+        return "(not measured yet: `make speaker-accuracy`)"
+    voices = a["voices"]
+    head = (f"`{a['command']}` (`benchmarks/speaker_accuracy.py`), {a['encoder']}; history "
+            f"{a['history']}, {a['test_slots']} held-out slots a wearer; speech-time accuracy "
+            f"of wearer vs other; {a['seconds']:.0f} s. The speaker step: "
+            f"{a['speaker_step_s_per_audio_min']} s per audio minute of these dense slots "
+            "(one thread).")
+    rows = [[mixes, rule, f"{s['min']:.1%}", f"{s['mean']:.1%}"]
+            + [f"{(m['per_wearer'][v][rule] or 0):.1%}" for v in voices]
+            for mixes, m in a["mixes"].items() for rule, s in m["summary"].items()]
+    return head + "\n\n" + _table(["mixes", "profile", "worst wearer", "mean"] + voices, rows)
+
+
 # -- reliability: make reliability -> reliability.json ---------------------------------------
 
 def reliability_campaign(r: dict) -> str:
@@ -201,6 +216,7 @@ PAGES: dict[str, dict[str, tuple[str, Callable[[dict], str]]]] = {
                     "eval-ja": ("eval.json", lambda e: e["tables"]["ja"]),
                     "eval-en": ("eval.json", lambda e: e["tables"]["en"]),
                     "eval-targets": ("eval.json", eval_targets),
+                    "speaker-accuracy": ("speaker_accuracy.json", speaker_accuracy),
                     "speaker-probe": ("speaker_probe.json", speaker_probe)},
     "performance.md": {"bench-run": ("latest.json", bench_run),
                        "bench-stages": ("latest.json", bench_stages),

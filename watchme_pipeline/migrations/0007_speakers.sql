@@ -34,8 +34,8 @@ CREATE TABLE IF NOT EXISTS speaker_profiles (
     version text NOT NULL,
     rule text,
     history_key text,
+    date text,
     first_date text,
-    last_date text,
     params jsonb,
     made_at timestamptz,
     PRIMARY KEY (device_id, version)

@@ -58,8 +58,8 @@ speaker_profiles = sa.Table(
     "speaker_profiles", metadata, *key_columns("device_id", "version"),
     sa.Column("rule", sa.Text),
     sa.Column("history_key", sa.Text),  # what it was fitted from (dates, rows, enrollment)
-    sa.Column("first_date", sa.Text),
-    sa.Column("last_date", sa.Text),
+    sa.Column("date", sa.Text),  # the day it was fitted for (an export holds it there)
+    sa.Column("first_date", sa.Text),  # the first day of its history
     sa.Column("params", JSON),
     sa.Column("made_at", UTCDateTime),
     sa.Index("speaker_profiles_history", "device_id", "history_key"),
@@ -138,7 +138,7 @@ def profile_for(work: DayWork) -> tuple[Profile | None, str]:
         return None, "no profile (one voice, or too few turns)"
     store.replace_rows(speaker_profiles.name, [{
         "device_id": day.device_id, "version": profile.version, "rule": RULE,
-        "history_key": history_key, "first_date": dates[0], "last_date": dates[-1],
+        "history_key": history_key, "date": day.date, "first_date": dates[0],
         "params": profile.params, "made_at": dt.datetime.now(dt.UTC)}])
     return profile, "fitted"
 
