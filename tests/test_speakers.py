@@ -123,7 +123,15 @@ def test_speakers_stage_attributes_turns_once_the_device_has_three_days(
                 segments = results.read("speech_segments", device, date)
                 assert len(segments) >= 4 and set(segments.speaker) == {"unknown"}
     outcome = run_day("speakers", "talker", DATES[3], audio, results, registry)
-    assert outcome.summary["profile_from"] == "stored"  # fitted once per history
+    assert outcome.summary["profile_from"] == "stored"  # fitted once
+    # The next day is attributed by the same profile (a device refits weekly, not daily).
+    audio.write("files/talker/2025-07-18/09-00/audio.wav",
+                audio.read(f"files/talker/{DATES[3]}/09-00/audio.wav"))
+    find_recordings(audio, results, DeviceDay("talker", "2025-07-18"), ZoneInfo("Asia/Tokyo"),
+                    LOG)
+    later = run_day("speakers", "talker", "2025-07-18", audio, results, registry)
+    assert (later.summary["profile"], later.summary["profile_from"]) == (
+        outcome.summary["profile"], "stored")
     profile = results.select_rows("speaker_profiles", [("eq", "device_id", "talker")])
     assert list(profile.version) == [outcome.summary["profile"]]
     segments = results.read("speech_segments", "talker", DATES[3])

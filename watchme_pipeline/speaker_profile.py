@@ -28,6 +28,9 @@ LEVEL_SEED_DB = 6.0
 SEED_PERCENTILE = 90
 MIN_DAYS = 3  # days with speech before a profile is trusted (the targets' history)
 HISTORY_DAYS = 14  # the days before a date whose turns make its profile
+# A profile serves the days after the one it was fitted for, up to this many: fitting costs
+# seconds (12 regressions on up to MAX_TURNS turns), so a device refits weekly, not daily.
+REFIT_DAYS = 7
 MAX_TURNS = 4000  # the most recent turns of them: a fit stays bounded on a talkative device
 MIN_TURNS = 20
 WIDEN_ROUNDS = 2
@@ -112,10 +115,17 @@ def widened_by_voice(embeddings: np.ndarray, seeds: np.ndarray,
 
 
 def fit(history: History, labels: np.ndarray) -> tuple[object, float]:
-    """The backend on the turns' voices and levels."""
-    reference = float(np.median(history.levels_db[labels]))
-    x = features(history.embeddings, history.levels_db, reference)
-    return classifier().fit(x, labels), reference
+    """The backend on the turns' voices and levels (the wearer's usual level from the
+    device's own turns)."""
+    reference = float(np.median(history.levels_db[labels & ~history.enrolled]))
+    return classifier().fit(history_features(history, reference), labels), reference
+
+
+def history_features(history: History, reference_db: float) -> np.ndarray:
+    """The features of the history's turns; an enrollment recording's turns at the wearer's
+    usual level: the app records it elsewhere, so its level says nothing of the recorder's."""
+    levels = np.where(history.enrolled, reference_db, history.levels_db)
+    return features(history.embeddings, levels, reference_db)
 
 
 def build_profile(history: History) -> Profile | None:
@@ -125,12 +135,13 @@ def build_profile(history: History) -> Profile | None:
     if ((history.day_count < MIN_DAYS and not history.enrolled.any())
             or len(history.levels_db) < MIN_TURNS):
         return None
-    seeds = level_seeds(history.levels_db) | history.enrolled
+    seeds = history.enrolled.copy()
+    seeds[~history.enrolled] = level_seeds(history.levels_db[~history.enrolled])
     labels = widened_by_voice(history.embeddings, seeds)
     if labels.all() or not labels.any():
         return None
     first, reference = fit(history, labels)
-    relabelled = first.predict(features(history.embeddings, history.levels_db, reference))
+    relabelled = first.predict(history_features(history, reference))
     relabelled = relabelled.astype(bool) | history.enrolled
     if relabelled.all() or not relabelled.any():
         return None

@@ -67,9 +67,10 @@ EMOTION = ModelKind(
 
 SPEAKER = ModelKind(
     name="speaker", default_model="resemblyzer", setting="speaker",
-    # resemblyzer's GE2E encoder (3-layer LSTM, 17 MB) from its wheel; librosa's mel (numba)
-    # is its runtime; a batch of 16 turns' 1.6 s windows.
-    runtime_mb=120, runtime_module="librosa", activation_mb=40, max_batch=16,
+    # resemblyzer's GE2E encoder (3-layer LSTM, 17 MB) from its wheel; its runtime is torch,
+    # librosa's mel (numba) and scikit-learn for the profile (make bench: the step peaked at
+    # 630 MB); a batch of 16 turns' 1.6 s windows.
+    runtime_mb=400, runtime_module="librosa", activation_mb=40, max_batch=16,
     tiny_builder="speaker")
 
 MODEL_KINDS: dict[str, ModelKind] = {k.name: k for k in (WHISPER, EVENTS, EMOTION, SPEAKER)}

@@ -28,6 +28,7 @@ from watchme_pipeline.speaker_profile import (
     HISTORY_DAYS,
     MAX_TURNS,
     MIN_DAYS,
+    REFIT_DAYS,
     RULE,
     History,
     Profile,
@@ -57,7 +58,8 @@ speech_segments = sa.Table(
 speaker_profiles = sa.Table(
     "speaker_profiles", metadata, *key_columns("device_id", "version"),
     sa.Column("rule", sa.Text),
-    sa.Column("history_key", sa.Text),  # what it was fitted from (dates, rows, enrollment)
+    # What makes profiles interchangeable: the rule, the turns' maker, the enrollment files.
+    sa.Column("history_key", sa.Text),
     sa.Column("date", sa.Text),  # the day it was fitted for (an export holds it there)
     sa.Column("first_date", sa.Text),  # the first day of its history
     sa.Column("params", JSON),
@@ -115,25 +117,31 @@ def history_of(rows: pd.DataFrame, enrolled: list[Turn]) -> History:
 
 
 def profile_for(work: DayWork) -> tuple[Profile | None, str]:
-    """The wearer's profile for the day, fitted once per history (the stored one when the same
-    rows and enrollment made it): from the HISTORY_DAYS before it once MIN_DAYS of them have
-    speech; with an enrollment recording, from it, those days and the day itself at once."""
+    """The wearer's profile for the day: one fitted for it or for one of the REFIT_DAYS before
+    it from turns made alike (the same encoder and settings, the same enrollment files), or a
+    new one, from the HISTORY_DAYS before it once MIN_DAYS of them have speech; with an
+    enrollment recording, from it, those days and the day itself at once."""
     store, day = work.result_store, work.day
     keys = enrollment_keys(work)
+    makers = sorted(set(work.rows.maker.dropna()))  # how this run's turns are made
+    history_key = hashlib.sha256(repr((RULE, makers, keys)).encode()).hexdigest()[:16]
+    date = dt.date.fromisoformat(day.date)
+    stored = store.select_rows(speaker_profiles.name, [
+        ("eq", "device_id", day.device_id), ("eq", "history_key", history_key),
+        ("gte", "date", (date - dt.timedelta(days=REFIT_DAYS - 1)).isoformat()),
+        ("lt", "date", (date + dt.timedelta(days=1)).isoformat())]).sort_values("date")
+    if len(stored):
+        return Profile(stored.params.iloc[-1]), "stored"
     dates = history_dates(day.date) + ([day.date] if keys else [])
     made = store.read_days(speaker_turns.name, day.device_id, dates,
-                           columns=("date", "time_block", "maker", "processed_at"))
-    history_key = hashlib.sha256(repr((RULE, [tuple(map(str, r)) for r in made.itertuples(
-        index=False)], keys)).encode()).hexdigest()[:16]
-    earlier = made.date[made.date != day.date].nunique()
+                           columns=("date", "maker", "speech_seconds"))
+    spoken = made[made.maker.isin(makers) & (made.speech_seconds > 0)]
+    earlier = spoken.date[spoken.date != day.date].nunique()
     if not keys and earlier < MIN_DAYS:
         return None, f"no profile ({earlier} of {MIN_DAYS} days)"
-    stored = store.select_rows(speaker_profiles.name, [("eq", "device_id", day.device_id),
-                                                       ("eq", "history_key", history_key)])
-    if len(stored):
-        return Profile(stored.params.iloc[0]), "stored"
-    rows = store.read_days(speaker_turns.name, day.device_id, dates)
-    profile = build_profile(history_of(rows, enrollment_turns(work, keys)))
+    rows = store.read_days(speaker_turns.name, day.device_id, sorted(set(spoken.date)))
+    profile = build_profile(history_of(rows[rows.maker.isin(makers)],
+                                       enrollment_turns(work, keys)))
     if profile is None:
         return None, "no profile (one voice, or too few turns)"
     store.replace_rows(speaker_profiles.name, [{
