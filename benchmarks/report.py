@@ -110,8 +110,9 @@ def bench_figures(b: dict) -> str:
         ["mixed day, the model stages", f"{b['day_mixed_s']:.0f} s (+ "
          f"{b['day_mixed_raw_audio_s']} s raw_audio)"],
         ["all-speech day, the model stages", f"{b['day_all_speech_s']:.0f} s"],
-        ["the speaker step's time / the transcripts step's, mixed day (issue #33: <= 0.15)",
-         str(b.get("speakers_over_transcripts", "-"))],
+        ["the speaker step's work per slot / the transcripts step's, mixed day (issue #33: "
+         "<= 0.15)", f"{b.get('speakers_over_transcripts', '-')} (and "
+         f"{b.get('speakers_step_start_s', '-')} s once per step process: imports, loading)"],
         ["naive / ours, mixed day", f"{b['naive_over_ours']} (all resident: "
          f"{b['naive_over_ours_all_models']})"],
         ["mixed day with `WATCHME_QUANTIZE=events`", f"{q.get('day_mixed_s', '-')} s, naive / "
