@@ -185,9 +185,7 @@ def speaker_accuracy(a: dict) -> str:
     voices = a["voices"]
     head = (f"`{a['command']}` (`benchmarks/speaker_accuracy.py`), {a['encoder']}; history "
             f"{a['history']}, {a['test_slots']} held-out slots a wearer; speech-time accuracy "
-            f"of wearer vs other; {a['seconds']:.0f} s. The speaker step: "
-            f"{a['speaker_step_s_per_audio_min']} s per audio minute of these dense slots "
-            "(one thread).")
+            f"of wearer vs other; {a['seconds']:.0f} s (the step's cost: docs/performance.md).")
     rows = [[mixes, rule, f"{s['min']:.1%}", f"{s['mean']:.1%}"]
             + [f"{(m['per_wearer'][v][rule] or 0):.1%}" for v in voices]
             for mixes, m in a["mixes"].items() for rule, s in m["summary"].items()]
