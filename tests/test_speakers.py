@@ -227,3 +227,25 @@ def test_a_line_is_the_speaker_whose_turns_it_overlaps_most_in_slot_time():
     assert speaker_of(Line(int(1.2 * SR), int(2.9 * SR), "a"), turns) == "wearer"
     assert speaker_of(Line(int(2.8 * SR), int(6 * SR), "b"), turns) == "other"
     assert speaker_of(Line(0, SR, "c"), None) == "unknown"  # no profile
+
+
+def test_the_speaker_encoder_loads_by_the_registry_real_from_its_wheel_or_tiny(tiny_models):
+    from watchme_pipeline.models.speaker import embed_spans
+    from watchme_pipeline.models.tiny import build_tiny_speaker
+
+    real = ModelRegistry(profile="tiny", cache_dir=str(tiny_models))
+    # Its weights ship in resemblyzer's wheel: real in every profile, no stand-in needed.
+    assert real.model_id("speaker") == "resemblyzer-0.1.4" and not real.is_stand_in("speaker")
+    tiny = ModelRegistry(speaker_model=str(build_tiny_speaker(tiny_models)),
+                         cache_dir=str(tiny_models))
+    assert tiny.model_id("speaker").startswith("encoder.pt@sha256:")
+    t = np.arange(3 * SR) / SR
+    voiced = (0.3 * np.sin(2 * np.pi * 150 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    embeddings = {}
+    for name, registry in (("real", real), ("tiny", tiny)):
+        model = registry.get("speaker", 2000)
+        found = embed_spans(model.model, voiced, [(0, SR), (SR, 3 * SR)])
+        assert found.shape == (2, 256)
+        assert np.allclose(np.linalg.norm(found, axis=1), 1, atol=1e-4)
+        embeddings[name] = found[1]
+    assert float(embeddings["real"] @ embeddings["tiny"]) < 0.99  # other weights, other voice
