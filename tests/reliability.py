@@ -22,6 +22,7 @@ import numpy as np
 from faultproxy import FaultProxy
 from pg import PostgresCluster
 
+from watchme_pipeline import schema
 from watchme_pipeline.assets import build_assets
 from watchme_pipeline.partitions import DeviceDay, build_partitions
 from watchme_pipeline.resources import (
@@ -122,7 +123,9 @@ def check(world: World, outcome: Outcome, expect_failed: set[str] = frozenset())
             outcome.problems.append(f"unexpected failures: {sorted(unexpected)[:3]}")
         for table in RESULT_TABLES:
             df = world.results.read(table, device, date)
-            keys_cols = ["time_block"] if "time_block" in df.columns else []
+            # A row is one per key: the table's primary key within the device-day.
+            keys_cols = [c.name for c in schema.table(table).primary_key
+                         if c.name not in ("device_id", "date")]
             dup = int(df.duplicated(keys_cols).sum()) if keys_cols else max(0, len(df) - 1)
             outcome.duplicated += dup
             for col in df.select_dtypes("number").columns:

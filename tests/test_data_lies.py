@@ -174,7 +174,8 @@ def test_migration_0003_moves_a_database_with_rows(sql_url):
     assert migrate(engine) == ["applied 0003_one_row_per_file.sql",
                                "applied 0004_makers_and_current.sql",
                                "applied 0005_alerts_and_uploads.sql",
-                               "applied 0006_personal_data.sql"]
+                               "applied 0006_personal_data.sql",
+                               "applied 0007_speakers.sql"]
     store = SqlResultStore(database_url=sql_url)
     days = pd.concat([store.read("audio_files", "dev-1", f"2025-07-1{d}") for d in (8, 9)])
     assert len(days) == 4 and list(days.transcriptions_status) == ["completed"] * 3 + ["failed"]

@@ -62,7 +62,11 @@ def test_demo_says_which_models_and_where_things_are(first_hour):
     lines = first.splitlines()
     # First thing the demo prints: each model stage, its model id, and whether it is a
     # stand-in. Whisper is real once `make weights` could fetch it (the demo tries).
-    start = next(i for i, line in enumerate(lines) if line.startswith("transcripts "))
+    start = next(i for i, line in enumerate(lines) if line.startswith("speakers "))
+    # The speaker encoder's weights ship in its wheel: real, whatever the profile.
+    assert re.match(r"speakers +resemblyzer-0\.1\.4 +\(real weights\)", lines[start])
+    assert lines[start - 1].startswith(".venv") or "watchme_pipeline demo" in lines[start - 1]
+    start += 1
     whisper = lines[start]
     assert re.match(r"transcripts +base\+faster-whisper-int8 +\(real weights\)", whisper) or (
         re.match(r"transcripts +tiny-whisper\+faster-whisper-int8 +\(tiny random-weight "
@@ -70,7 +74,6 @@ def test_demo_says_which_models_and_where_things_are(first_hour):
     assert re.match(r"event_scores +tiny-events +\(tiny random-weight stand-in",
                     lines[start + 1])
     assert re.match(r"emotion_scores +tiny-emotion", lines[start + 2])
-    assert lines[start - 1].startswith(".venv") or "watchme_pipeline demo" in lines[start - 1]
     assert lines[start + 3].startswith("audio store ")
     assert lines[start + 4].startswith("results ") and "sqlite" in lines[start + 4]
     assert "12-30 is broken on purpose" in first
@@ -177,7 +180,8 @@ def test_make_dev_serves_the_ui_on_loopback_only(tmp_path, tiny_models):
     assert "wrote 38 recordings for demo-device" in first
     files = {p: (p.stat().st_mtime_ns, p.stat().st_size)
              for p in (data / "audio" / "files").rglob("*.*")}
-    assert len(files) == 38
+    # 38 recordings, and with the neural voice the wearer's enrollment recording.
+    assert len([p for p in files if p.name == "audio.wav"]) == 38
     again = make_dev(env, tmp_path / "again.log")
     assert "already in" in again and "kept, not rewritten" in again
     assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in files} == files

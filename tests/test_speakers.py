@@ -96,7 +96,8 @@ def run_day(stage: str, device: str, date: str, audio: LocalAudioStore,
             results: SqlResultStore, registry: ModelRegistry, **settings):
     return run_slot_stage(stage_named(stage), DeviceDay(device, date), audio_store=audio,
                           result_store=results, registry=registry,
-                          settings=PipelineSettings(**settings), log=LOG)
+                          settings=PipelineSettings(**{"memory_mb": 16000, **settings}),
+                          log=LOG)
 
 
 @pytest.mark.slow
@@ -243,7 +244,7 @@ def test_the_speaker_encoder_loads_by_the_registry_real_from_its_wheel_or_tiny(t
     voiced = (0.3 * np.sin(2 * np.pi * 150 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
     embeddings = {}
     for name, registry in (("real", real), ("tiny", tiny)):
-        model = registry.get("speaker", 2000)
+        model = registry.get("speaker")
         found = embed_spans(model.model, voiced, [(0, SR), (SR, 3 * SR)])
         assert found.shape == (2, 256)
         assert np.allclose(np.linalg.norm(found, axis=1), 1, atol=1e-4)
