@@ -6,6 +6,7 @@ with its speech segments found once (Whisper decodes them, the emotion model lis
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -40,6 +41,13 @@ class DecodedAudio:
 
     def speaker_seconds(self, speaker: str) -> float:
         return sum(e - s for s, e in (self.speakers or {}).get(speaker, [])) / SAMPLE_RATE
+
+    def only(self, speaker: str) -> DecodedAudio:
+        """The audio with one speaker's turns as its speech (itself where speech is not
+        attributed: all of it is heard, as before)."""
+        if self.speakers is None:
+            return self
+        return dataclasses.replace(self, segments=list(self.speakers.get(speaker, [])))
 
     @property
     def duration_s(self) -> float:

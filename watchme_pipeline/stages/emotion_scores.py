@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pandas as pd
@@ -36,8 +35,7 @@ def classify_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
                    settings: EmotionSettings) -> dict[str, dict]:
     """Per slot the four probabilities over the speech it hears (the wearer's where speech is
     attributed; None without it: a slot where only others spoke has no mood of the wearer)."""
-    heard = {slot: (dataclasses.replace(a, segments=list(a.speakers.get(WEARER, [])))
-                    if a.speakers is not None else a) for slot, a in audios.items()}
+    heard = {slot: a.only(WEARER) for slot, a in audios.items()}
     out = {}
     for slot, probs in classify_emotion(model.model, model.extractor, heard, settings).items():
         audio = audios[slot]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -46,8 +45,7 @@ def speaker_of(line: Line, speakers: dict[str, list[tuple[int, int]]] | None) ->
 def transcribe_slots(model: LoadedModel, audios: dict[str, DecodedAudio],
                      settings: TranscriptSettings) -> dict[str, dict]:
     redact = settings.others_speech == "redact"
-    heard = {slot: (dataclasses.replace(a, segments=list(a.speakers.get(WEARER, [])))
-                    if redact and a.speakers is not None else a) for slot, a in audios.items()}
+    heard = {slot: a.only(WEARER) if redact else a for slot, a in audios.items()}
     out = {}
     for slot, t in transcribe(model.model, heard, settings).items():
         speakers = audios[slot].speakers
