@@ -488,7 +488,7 @@ def main() -> None:
         return
     export_onnx(build_standard_models())
     one = steps_in_processes(args)  # one model resident at a time: a process per step
-    allm = child("ours", args, memory_mb=4000)  # room for all three resident
+    allm = child("ours", args, memory_mb=4000)  # room for all of them resident
     naive = child("naive", args, memory_mb=4000)
     skip = set(filter(None, args.skip.split(",")))
     previous = json.loads((RESULTS / "latest.json").read_text()) if (
@@ -573,7 +573,7 @@ def main() -> None:
           f"speech {result['day_all_speech_s']} s; ours/floor {result['floor_ratio']}; "
           f"naive/ours {result['naive_over_ours']}; peak RSS "
           f"{result['peak_rss_mb_one_model']} MB under a {args.memory} MB limit (one model at "
-          f"a time, a process per step), {result['peak_rss_mb_all_models']} MB with all three "
+          f"a time, a process per step), {result['peak_rss_mb_all_models']} MB with all the models "
           f"resident in one process")
 
 

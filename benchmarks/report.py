@@ -122,7 +122,7 @@ def bench_figures(b: dict) -> str:
          ", ".join(f"{k} {v} MB" for k, v in peaks.items())],
         ["the registry's estimate of each step's peak",
          ", ".join(f"{k} {v} MB" for k, v in b["estimated_need_mb_one_model"].items())],
-        ["peak RSS, all three models in one process", f"{b['peak_rss_mb_all_models']} MB"],
+        ["peak RSS, all the models in one process", f"{b['peak_rss_mb_all_models']} MB"],
         [f"one process for the day under {b['memory_limit_mb_one_model']} MB",
          "; ".join(f"{k} refused (needs {v['need_mb']} MB beside {v['held_mb']} held)"
                    for k, v in refused.items()) or "all ran"],
