@@ -98,7 +98,7 @@ def bench_stages(b: dict) -> str:
     return _table(["stage", "ours (s per audio minute)", "floor: bare forward passes",
                    "naive: per slot, no gating"],
                   [[STAGE_LABELS.get(k, k), v["s_per_audio_min"],
-                    v.get("floor_s_per_audio_min", "-"), v.get("naive_s_per_audio_min", "-")]
+                    v.get("floor_s_per_audio_min") or "-", v.get("naive_s_per_audio_min") or "-"]
                    for k, v in b["stages"].items()])
 
 
