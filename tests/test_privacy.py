@@ -169,12 +169,16 @@ def test_export_holds_every_row_of_the_days_exactly_once(resources, instance, sa
                                                          tmp_path):
     seed(resources, instance, sample_bytes, devices=["dev-a"])
     results = resources["result_store"]
+    resources["audio_store"].write("files/dev-a/enrollment/voice.wav", b"RIFF-the-voice")
     report = export_device("dev-a", tmp_path / "out", result_store=results,
                            audio_store=resources["audio_store"], since=DATES[0],
                            until=DATES[1], audio=True)
     root = tmp_path / "out" / "dev-a"
-    assert sorted(p.name for p in root.iterdir()) == ["2025-07-18", "2025-07-19", "README.md"]
+    assert sorted(p.name for p in root.iterdir()) == ["2025-07-18", "2025-07-19", "README.md",
+                                                      "enrollment"]
     assert report.days == 2 and report.charts == 2 and report.audio_files == 2 * SLOTS
+    assert (root / "enrollment" / "voice.wav").read_bytes() == b"RIFF-the-voice"
+    assert report.enrollment_files == 1
     for table in device_tables():
         expected = [row for row in rows_as_json(results.device_rows(table.name, "dev-a"))
                     if row[date_column(table)] in DATES[:2]]

@@ -154,7 +154,8 @@ def cmd_export_device(args: argparse.Namespace, deployment: Deployment) -> None:
                            since=args.since, until=args.until, audio=args.audio)
     print(f"exported {args.device}: {report.days} days, "
           f"{sum(report.rows.values())} rows from {len(report.rows)} tables, "
-          f"{report.charts} charts, {report.audio_files} audio files into {report.out}")
+          f"{report.charts} charts, {report.audio_files} audio files, "
+          f"{report.enrollment_files} enrollment recordings into {report.out}")
 
 
 def cmd_partition(args: argparse.Namespace, deployment: Deployment) -> None:

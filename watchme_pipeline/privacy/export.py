@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from watchme_pipeline.slots import KEY_PREFIX, validate_date, validate_device_id
+from watchme_pipeline.slots import (
+    KEY_PREFIX,
+    enrollment_prefix,
+    validate_date,
+    validate_device_id,
+)
 from watchme_pipeline.stages.mood_chart import CHART_PREFIX
 from watchme_pipeline.store.persons import EXPORT, dated_device_tables
 from watchme_pipeline.store.rows import date_column
@@ -56,6 +61,7 @@ class ExportReport:
     rows: dict[str, int] = field(default_factory=dict)  # per table
     charts: int = 0
     audio_files: int = 0
+    enrollment_files: int = 0  # the wearer's voice recordings (speakers), with the audio
 
 
 def what_table_holds(name: str) -> str:
@@ -74,7 +80,8 @@ def readme(device_id: str, tables: list[str], audio: bool) -> str:
              "as the table holds them, each column by name; times are ISO 8601 in UTC.", ""]
     lines += [f"- `{name}.json`: {what_table_holds(name)}" for name in tables]
     lines.append("- `mood_chart.png`: the day's mood chart")
-    lines.append("- `audio/`: the recordings as uploaded" if audio else
+    lines.append("- `audio/`: the recordings as uploaded; `../enrollment/`: the wearer's "
+                 "enrollment recordings, if any" if audio else
                  "- Audio is not included (export with `--audio` to include it).")
     return "\n".join(lines) + "\n"
 
@@ -116,11 +123,18 @@ def export_device(device_id: str, out: Path, *, result_store: ResultStore,
                 report.audio_files += 1
     report.days = len(by_day)
     root.mkdir(parents=True, exist_ok=True)
+    if audio:  # the wearer's enrollment recordings belong to no day
+        for obj in audio_store.list_objects(enrollment_prefix(device)):
+            target = root / "enrollment" / Path(obj.key).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(audio_store.read(obj.key))
+            report.enrollment_files += 1
     (root / "README.md").write_text(readme(device, [t.name for t in tables], audio),
                                     encoding="utf-8")
     result_store.add_request_counts(request_id, {**{f"table {k}": v
                                                     for k, v in report.rows.items()},
                                                  "charts": report.charts,
-                                                 "audio files": report.audio_files})
+                                                 "audio files": report.audio_files,
+                                                 "enrollment files": report.enrollment_files})
     result_store.finish_request(request_id)
     return report
