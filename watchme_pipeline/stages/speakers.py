@@ -19,7 +19,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from watchme_pipeline.audio import SAMPLE_RATE, DecodedAudio, VadSettings, decode
-from watchme_pipeline.models.speaker import SpeakerSettings, Turn, find_turns, unpack
+from watchme_pipeline.models.speaker import (
+    EMBEDDING_SIZE,
+    SpeakerSettings,
+    Turn,
+    find_turns,
+    unpack,
+)
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.resources.model_registry import LoadedModel
 from watchme_pipeline.schema import JSON, UTCDateTime, key_columns, metadata, slot_row_columns
@@ -110,7 +116,7 @@ def history_of(rows: pd.DataFrame, enrolled: list[Turn]) -> History:
               for t in (r.turns or [])][-MAX_TURNS:]
     return History(
         embeddings=np.array([unpack(t["embedding"]) for _, t in stored]
-                            + [t.embedding for t in enrolled]).reshape(-1, 256),
+                            + [t.embedding for t in enrolled]).reshape(-1, EMBEDDING_SIZE),
         levels_db=np.array([t["level_db"] for _, t in stored] + [t.level_db for t in enrolled]),
         days=np.array([d for d, _ in stored] + ["enrollment"] * len(enrolled)),
         enrolled=np.array([False] * len(stored) + [True] * len(enrolled)))
