@@ -8,8 +8,8 @@ wearer rule (``speaker_profile.py``), on slots where Kokoro's five Japanese voic
 Per wearer: a device history of 3 earlier days x 4 slots of 60 s (half in pink noise at SNR
 10 dB), the profile built from it as the stage builds it (automatic), and again with a
 3-sentence enrollment recording; 6 held-out slots (every other one noisy, other sentences)
-scored in speech time: each true speech sample a turn covers gets the turn's verdict. Also the
-step's cost: turns and embeddings, seconds per audio minute.
+scored in speech time: each true speech sample a turn covers gets the turn's verdict. The
+step's cost is make bench's (docs/performance.md).
 
 Results: benchmarks/results/speaker_accuracy.json and the block in docs/accuracy.md.
 """
@@ -36,15 +36,10 @@ from watchme_pipeline.speaker_profile import History, build_profile  # noqa: E40
 
 RESULTS = ROOT / "benchmarks" / "results" / "speaker_accuracy.json"
 HISTORY_DAYS, SLOTS_PER_DAY, TEST_SLOTS = 3, 4, 6
-TIMING = {"seconds": 0.0, "audio_s": 0.0}
 
 
 def turns_of(encoder, audio: np.ndarray) -> list:
-    t0 = time.perf_counter()
-    found = find_turns(encoder, DecodedAudio(audio.astype(np.float32), SR, 1, "mix"))
-    TIMING["seconds"] += time.perf_counter() - t0
-    TIMING["audio_s"] += len(audio) / SR
-    return found
+    return find_turns(encoder, DecodedAudio(audio.astype(np.float32), SR, 1, "mix"))
 
 
 def history(turns: list[tuple[int, object]], enrolled: list) -> History:
@@ -110,9 +105,7 @@ def main() -> None:
             print(f"{mixes:18} {rule:16} min {summary[rule]['min']:.3f} "
                   f"mean {summary[rule]['mean']:.3f}", flush=True)
         out["mixes"][mixes] = {"summary": summary, "per_wearer": per_wearer}
-    out["speaker_step_s_per_audio_min"] = round(TIMING["seconds"] / TIMING["audio_s"] * 60, 3)
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"speaker step: {out['speaker_step_s_per_audio_min']} s per audio minute")
     RESULTS.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     if "--no-page" not in sys.argv:
         write_page("accuracy.md")

@@ -82,7 +82,6 @@ class DayWork:
     rows: pd.DataFrame
     result_store: ResultStore
     audio_store: AudioStore | None
-    settings: PipelineSettings
     model: Callable[[], Any]
     log: logging.Logger | Any
 

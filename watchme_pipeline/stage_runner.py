@@ -151,7 +151,7 @@ def run_slot_stage(stage: Stage, day: DeviceDay, *, audio_store: AudioStore | No
     if stage.after_day is not None:
         outcome.summary.update(stage.after_day(DayWork(
             day=day, rows=outcome.rows, result_store=result_store, audio_store=audio_store,
-            settings=settings, model=load_model, log=log)))
+            model=load_model, log=log)))
     return outcome
 
 

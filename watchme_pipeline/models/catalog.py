@@ -31,7 +31,7 @@ KNOWN_SIZES_MB = {
     "MIT/ast-finetuned-audioset-10-10-0.4593": 87 * 4,
     "MIT/ast-finetuned-audioset-16-16-0.442": 87 * 4,
     "superb/wav2vec2-base-superb-er": 95 * 4,
-    "resemblyzer": 17,
+    "resemblyzer": 17,  # its wheel's pretrained.pt (the pods' sizes are read from here)
 }
 
 

@@ -184,12 +184,17 @@ def attribute_day(work: DayWork) -> dict[str, Any]:
         slot = by_slot.setdefault(x["time_block"], {WEARER: 0.0, OTHER: 0.0})
         if x["speaker"] != UNKNOWN:
             slot[x["speaker"]] += x["end_s"] - x["start_s"]
-    store.replace_rows(speaker_turns.name, [
-        {**{c: getattr(r, c) for c in speaker_turns.c.keys()},
-         **({"wearer_seconds": round(by_slot.get(r.time_block, {}).get(WEARER, 0.0), 2),
-             "other_seconds": round(by_slot.get(r.time_block, {}).get(OTHER, 0.0), 2)}
-            if profile else {"wearer_seconds": None, "other_seconds": None})}
-        for r in work.rows.itertuples()])
+    changed = []  # only the slots whose seconds moved: a row holds the slot's embeddings
+    for r in work.rows.itertuples():
+        new = ((round(by_slot.get(r.time_block, {}).get(WEARER, 0.0), 2),
+                round(by_slot.get(r.time_block, {}).get(OTHER, 0.0), 2)) if profile
+               else (None, None))
+        old = tuple(None if pd.isna(v) else v for v in (r.wearer_seconds, r.other_seconds))
+        if new != old:
+            changed.append({**{c: getattr(r, c) for c in speaker_turns.c.keys()},
+                            "wearer_seconds": new[0], "other_seconds": new[1]})
+    if changed:
+        store.replace_rows(speaker_turns.name, changed)
     seconds = {s: round(sum(x["end_s"] - x["start_s"] for x in segments
                             if x["speaker"] == s), 1) for s in (WEARER, OTHER, UNKNOWN)}
     return {"profile": profile.version if profile else "none", "profile_from": how,
