@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from report import write_page  # noqa: E402
 
+from watchme_pipeline.memory import peak_rss_mb  # noqa: E402
 from watchme_pipeline.models.catalog import (  # noqa: E402
     DEFAULT_EMOTION_RUNTIME,
     DEFAULT_EVENT_RUNTIME,
@@ -135,15 +135,6 @@ def day_audio(slots: int, seconds: float, all_speech: bool):
     for a in audios.values():
         a.speech()
     return audios
-
-
-def peak_rss_mb() -> float:
-    """This process's own high-water RSS. Not ru_maxrss: Linux carries the parent's peak across
-    exec into it, so every child looked as large as the parent after its ONNX export."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- one measurement (in a child process) ----------------------------------------------------

@@ -199,16 +199,21 @@ def test_a_group_partitions_metadata_sums_its_devices_figures():
 
     merged = merge_figures([
         {"recordings": 3, "audio_minutes": 1.25, "average_score": 10.0, "scorer": "local",
+         "peak_rss_mb": 900,
          "maker_is_code_version": True, "failed_slots": dg.MetadataValue.json({"09-00": "x"}),
          "insights": "a", "chart": dg.MetadataValue.md("![](data:...)")},
         {"recordings": 5, "audio_minutes": 2.5, "average_score": None, "scorer": "local",
+         "peak_rss_mb": 1100,
          "maker_is_code_version": False, "insights": "b"},
         {"recordings": 0, "audio_minutes": 0.0, "average_score": 20.0, "scorer": "local",
+         "peak_rss_mb": 1000,
          "maker_is_code_version": True},
     ])
-    # Counts summed, averages averaged over the devices that have one, flags all-true,
-    # equal strings kept; per-device detail (JSON, images, differing text) left out.
+    # Counts summed, averages averaged over the devices that have one, peaks the largest,
+    # flags all-true, equal strings kept; per-device detail (JSON, images, differing text)
+    # left out.
     assert merged == {"recordings": 8, "audio_minutes": 3.75, "average_score": 15.0,
+                      "peak_rss_mb": 1100,
                       "scorer": "local", "maker_is_code_version": False}
     assert merge_figures([]) == {}
 

@@ -21,6 +21,20 @@ def rss_mb() -> float:
         return 0.0
 
 
+def peak_rss_mb() -> float:
+    """This process's own high-water resident set, in MB (Linux VmHWM; 0 where unavailable).
+    Not ``ru_maxrss``: Linux carries a parent's peak across fork and exec into the child, so a
+    step process started by a large one would report its parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
 def give_back() -> None:
     """Collect garbage and return freed heap pages to the OS (glibc keeps them otherwise)."""
     gc.collect()

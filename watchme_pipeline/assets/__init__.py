@@ -18,6 +18,7 @@ from watchme_pipeline.assets.common import (
     registered_devices,
     run_devices,
 )
+from watchme_pipeline.memory import peak_rss_mb
 from watchme_pipeline.partitions import DeviceDay
 from watchme_pipeline.run_settings import setting_source
 from watchme_pipeline.stage import Makers, NotRetried, Stage, StageRun
@@ -35,6 +36,9 @@ def slot_stage_day(stage: Stage) -> Callable[[StageRun, DeviceDay], dict[str, An
                                  memory_source=run.memory_source)
         figures = outcome.figures()
         figures["failed_slots"] = dg.MetadataValue.json(outcome.failed_slots)
+        # The process's high-water mark so far: a step's own where each step is a process
+        # (multiprocess, a pod per step): what its memory request should cover.
+        figures["peak_rss_mb"] = round(peak_rss_mb())
         # The code version names the deployment's maker; a run whose settings change the
         # output (set in the Launchpad) says so here, and its rows record their maker.
         figures["maker_is_code_version"] = outcome.stage_maker == run.code_version

@@ -84,8 +84,9 @@ def device_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContex
 
 def merge_figures(per_device: list[dict[str, Any]]) -> dict[str, Any]:
     """One group partition's metadata from its devices': counts summed, ``average_*`` averaged,
-    flags true when true for all; strings kept when all agree. Per-slot detail (JSON, images,
-    text) stays per device in the tables: a group's would grow with its devices."""
+    ``peak_*`` the largest, flags true when true for all; strings kept when all agree.
+    Per-slot detail (JSON, images, text) stays per device in the tables: a group's would grow
+    with its devices."""
     merged: dict[str, Any] = {}
     for name in per_device[0] if per_device else []:
         values = [figures[name] for figures in per_device if figures.get(name) is not None]
@@ -95,6 +96,7 @@ def merge_figures(per_device: list[dict[str, Any]]) -> dict[str, Any]:
             merged[name] = all(values)
         elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             merged[name] = (round(sum(values) / len(values), 2) if name.startswith("average_")
+                            else max(values) if name.startswith("peak_")
                             else round(sum(values), 2))
         elif all(isinstance(v, str) for v in values) and len(set(values)) == 1:
             merged[name] = values[0]
