@@ -1,4 +1,4 @@
-"""Model-stage benchmark: the three stages over a generated device-day with the standard
+"""Model-stage benchmark: the model stages over a generated device-day with the standard
 architectures (random weights when the real ones are not here: cost depends on architecture).
 
     python benchmarks/models.py [--slots 48] [--seconds 60]
