@@ -35,18 +35,22 @@ def pod_memory() -> dict[str, tuple[str, str]]:
     return POD_MEMORY
 
 
+def model_steps(bench: dict) -> list[str]:
+    """The measured steps that load a model (a pod each per run)."""
+    return [s for s in bench["peak_rss_mb_per_step_one_model"] if s != "raw_audio"]
+
+
 def plan(bench: dict) -> str:
     day_s = bench["day_mixed_s"]  # wall seconds for one device-day on a 2-core pod
     rss = bench["peak_rss_mb_one_model"]
     est = bench.get("estimated_need_mb_one_model") or {}
     pods = pod_memory()
-    model_steps = [s for s in bench["peak_rss_mb_per_step_one_model"] if s != "raw_audio"]
     per_pod_day = 86_400 * UTILISATION / day_s  # device-days one pod finishes per day
     lines = [
         f"Inputs (from `{LATEST.relative_to(ROOT)}`): a mixed device-day takes **{day_s:.0f} s**"
         f" on one {POD_CPUS}-core pod (all-speech day {bench['day_all_speech_s']:.0f} s), peak"
         f" RSS **{rss} MB** with one model resident, a process per step"
-        f" ({bench['peak_rss_mb_all_models']} MB with all {len(model_steps)} models in one"
+        f" ({bench['peak_rss_mb_all_models']} MB with all {len(model_steps(bench))} models in one"
         " process); pods planned"
         f" at {UTILISATION:.0%} busy.",
         "",
@@ -106,7 +110,6 @@ def group_plan(bench: dict) -> list[str]:
     slowest_stage, slowest_s = max(stages.items(), key=lambda kv: kv[1])
     cost = json.loads(UPLOAD_COST.read_text()) if UPLOAD_COST.exists() else None
     overhead_s = cost["run_overhead_wall_s"] if cost else 12.0
-    model_pods = len([s for s in bench["peak_rss_mb_per_step_one_model"] if s != "raw_audio"])
     d = RUN_DELAY_S
     # The model steps run as parallel pods (k8s executor), so a run takes its overhead plus
     # the slowest step over its uploads; it must end within the delay, or the group's next run
@@ -159,7 +162,7 @@ def group_plan(bench: dict) -> list[str]:
         " (`WATCHME_START_DATE`; older days stay in the tables and the store) or fan a step"
         " out within a run (not built).",
         "- Pods: as in the first table (the CPU per upload is the same; the per-run overhead"
-        f" adds {overhead_s:.0f} s x {model_pods} model step pods per run).",
+        f" adds {overhead_s:.0f} s x {len(model_steps(bench))} model step pods per run).",
     ]
     if cost:
         cpu = cost["cpu_s_per_upload"]
